@@ -1,0 +1,232 @@
+"""A safe executor over the official BFCL backends: one `ToolSession` per episode.
+
+What the official executor does and we keep: fresh backend instances per entry loaded from a deep
+copy of the scenario, the public methods of the involved classes as the tools (a later class wins a
+name clash), and the exact result strings. What we change: calls are parsed, never `eval`ed; only the
+public tool methods can be reached; arguments are literal and bounded; each call has a time limit;
+process-global numeric precision is restored after every call; and the instances belong to the
+session object, so they are freed with it instead of living in module globals forever.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import inspect
+import json
+import signal
+import threading
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import mpmath
+
+from envtune.bfcl.backends import STATELESS_CLASSES, backend_class
+from envtune.bfcl.calls import (
+    DEFAULT_LIMITS,
+    CallError,
+    CallLimits,
+    ParsedCall,
+    ToolCall,
+    check_int_power,
+    parse_call,
+)
+
+ERROR_PREFIX = "Error during execution: "
+
+# The official executor refuses these names before evaluating a call.
+REFUSED_NAMES = frozenset({"kill", "exit", "quit", "remove", "unlink", "popen", "Popen", "run"})
+
+# MathAPI arguments whose cost grows with their value (digits of precision, size of an integer power).
+MAX_PRECISION_DIGITS = 10_000
+MAX_POWER_RESULT_BITS = 1 << 20
+
+
+class CallTimeout(Exception):
+    """A tool call ran past its time limit."""
+
+
+def stringify_result(result: Any) -> str:
+    """The official rule: str kept, dict -> json.dumps (str() if not serializable), else str()."""
+    if type(result) is str:
+        return result
+    if type(result) is dict:
+        try:
+            return json.dumps(result)
+        except Exception:
+            return str(result)
+    return str(result)
+
+
+_PUBLIC_METHODS: dict[type, tuple[str, ...]] = {}
+
+
+def _public_method_names(instance: Any) -> tuple[str, ...]:
+    """Public bound methods of a backend instance, found the way the official executor finds them
+    (once per class: the set depends on the class only)."""
+    cls = type(instance)
+    if cls not in _PUBLIC_METHODS:
+        _PUBLIC_METHODS[cls] = tuple(
+            name for name, _ in inspect.getmembers(instance, predicate=inspect.ismethod)
+            if not name.startswith("_")
+        )
+    return _PUBLIC_METHODS[cls]
+
+
+@lru_cache(maxsize=None)
+def _positional_parameters(function: Callable) -> tuple[inspect.Parameter, ...]:
+    """Parameters that can be given by position, `self` included (cached per function, not per
+    bound method, so the cache never keeps an instance alive)."""
+    return tuple(
+        parameter for parameter in inspect.signature(function).parameters.values()
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def _too_many_positional(method: Callable, given: int) -> str:
+    """Python's own message for a call with too many positional arguments (counting `self`)."""
+    parameters = _positional_parameters(method.__func__)
+    most = len(parameters)
+    least = sum(parameter.default is parameter.empty for parameter in parameters)
+    takes = f"from {least} to {most}" if least != most else str(most)
+    plural = "" if most == 1 else "s"
+    return f"{method.__qualname__}() takes {takes} positional argument{plural} but {given + 1} were given"
+
+
+def bind_arguments(method: Callable, call: ParsedCall) -> dict[str, Any]:
+    """Name the positional arguments of a parsed call through the method's signature."""
+    if not call.args:
+        return dict(call.kwargs)
+    parameters = _positional_parameters(method.__func__)[1:]
+    if len(call.args) > len(parameters):
+        raise CallError(_too_many_positional(method, len(call.args)))
+    arguments = {parameter.name: value for parameter, value in zip(parameters, call.args)}
+    for key, value in call.kwargs.items():
+        if key in arguments:
+            raise CallError(f"{method.__qualname__}() got multiple values for argument '{key}'")
+        arguments[key] = value
+    return arguments
+
+
+def _check_cost(class_name: str, tool: str, arguments: Mapping[str, Any]) -> None:
+    """Refuse MathAPI arguments that would make a single call run for minutes."""
+    if class_name != "MathAPI":
+        return
+    precision = arguments.get("precision")
+    if isinstance(precision, (int, float)) and precision > MAX_PRECISION_DIGITS:
+        raise CallError(f"precision {precision} is above the limit of {MAX_PRECISION_DIGITS} digits")
+    base, exponent = arguments.get("base"), arguments.get("exponent")
+    if tool == "power" and type(base) is int and type(exponent) is int:
+        check_int_power(base, exponent, MAX_POWER_RESULT_BITS)
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt a call after `seconds` (main thread only; elsewhere the static limits apply)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise CallTimeout(f"call took longer than {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def _isolated_numerics() -> Iterator[None]:
+    """Keep MathAPI's precision changes (mpmath, decimal) from leaking out of one call."""
+    saved_prec = mpmath.mp.prec
+    try:
+        with decimal.localcontext():
+            yield
+    finally:
+        mpmath.mp.prec = saved_prec
+
+
+class ToolSession:
+    """Fresh backend instances for one episode, and the only way to call their tools.
+
+    Use as a context manager (or call `close`) so the instances are released when the episode ends.
+    """
+
+    def __init__(
+        self,
+        involved_classes: Iterable[str],
+        initial_config: Mapping[str, Any],
+        long_context: bool = False,
+        release: str | None = None,
+        limits: CallLimits = DEFAULT_LIMITS,
+    ):
+        self.limits = limits
+        self.instances: dict[str, Any] = {}
+        self._tools: dict[str, tuple[str, Callable]] = {}
+        for class_name in involved_classes:
+            cls = backend_class(class_name, release)
+            instance = cls()
+            if class_name not in STATELESS_CLASSES:
+                scenario = copy.deepcopy(initial_config.get(class_name, {}))
+                instance._load_scenario(scenario, long_context=long_context)
+            self.instances[class_name] = instance
+            for name in _public_method_names(instance):
+                self._tools[name] = (class_name, getattr(instance, name))
+
+    @classmethod
+    def for_task(cls, task, limits: CallLimits = DEFAULT_LIMITS) -> "ToolSession":
+        """A session on the task's scenario, with the long-context flag of its category."""
+        return cls(task.involved_classes, task.initial_config, task.long_context, task.release, limits)
+
+    @property
+    def tool_names(self) -> list[str]:
+        return list(self._tools)
+
+    def to_tool_call(self, call: str | ParsedCall | ToolCall) -> ToolCall:
+        """Parse and bind a call; raises CallError with the message the call's result would carry."""
+        if not isinstance(call, ToolCall):
+            call = call if isinstance(call, ParsedCall) else parse_call(call, self.limits)
+        if call.name in REFUSED_NAMES:
+            raise CallError(f"Function call {call.name} is not allowed.")
+        if call.name not in self._tools:
+            raise CallError(f"name '{call.name}' is not defined")
+        if isinstance(call, ToolCall):
+            return call
+        return ToolCall(call.name, bind_arguments(self._tools[call.name][1], call))
+
+    def execute(self, call: str | ParsedCall | ToolCall) -> str:
+        """Run one call and return its official result string (errors included, never raised)."""
+        try:
+            tool_call = self.to_tool_call(call)
+            class_name, method = self._tools[tool_call.name]
+            _check_cost(class_name, tool_call.name, tool_call.arguments)
+            with _isolated_numerics(), _time_limit(self.limits.timeout_seconds):
+                # Stringify inside the guards: an mpmath number prints with the precision of its call.
+                return stringify_result(method(**tool_call.arguments))
+        except Exception as error:
+            return f"{ERROR_PREFIX}{error}"
+
+    def execute_all(self, calls: Iterable[str | ParsedCall | ToolCall]) -> list[str]:
+        return [self.execute(call) for call in calls]
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """The public (non-underscore) attributes of every instance: what the state check compares."""
+        return {
+            class_name: {key: value for key, value in vars(instance).items() if not key.startswith("_")}
+            for class_name, instance in self.instances.items()
+        }
+
+    def close(self) -> None:
+        self.instances.clear()
+        self._tools.clear()
+
+    def __enter__(self) -> "ToolSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
