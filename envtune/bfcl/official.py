@@ -5,9 +5,13 @@ executor `eval`s call strings with full builtins and keeps its instances in modu
 only ever runs in a throwaway child process, on trajectories we generated ourselves, each under a
 unique model name so that no entry sees another's stale instances.
 
-Child protocol: `python -m envtune.bfcl.official ROOT VERSION OUT < jobs.jsonl` (verdicts go to the file OUT), one job
-`{"id": ..., "decoded": turn -> step -> [call strings]}` per line; the last output line is
-`{"elapsed_s": ..., "max_rss_kb": ...}` measured around the checking loop only.
+Child protocol: `python -m envtune.bfcl.official ROOT VERSION OUT [--episodes N] [--progress] < jobs.jsonl`
+(verdicts go to the file OUT), one job `{"id": ..., "decoded": turn -> step -> [call strings]}` per
+line; the last output line is `{"elapsed_s", "max_rss_kb", "rss_start_kb", "episodes"}` measured
+around the checking loop only: the backend modules are imported before the clock starts, and each
+verdict is written out at once, so the loop holds nothing per entry beyond what the checker keeps.
+`--episodes N` cycles through the jobs until N entries were checked, each under its own model name,
+like one long official run (the memory benchmark); `--progress` draws a progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ from envtune.bfcl.release import release_root, resolve_release
 
 
 def run_official_checker(
-    jobs: Iterable[dict[str, Any]], release: str | None = None, timeout: float = 1800
+    jobs: Iterable[dict[str, Any]],
+    release: str | None = None,
+    timeout: float = 1800,
+    *,
+    episodes: int | None = None,
+    progress: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Verdicts of the official checker for each job, plus the child's timing and memory stats."""
+    """Verdicts of the official checker for each job (for each episode when `episodes` is given),
+    plus the child's timing and memory stats. With `progress` the child's stderr is not captured."""
     root = release_root(release)
     version = resolve_release(release).version
     with tempfile.TemporaryDirectory(prefix="envtune-official-") as workdir:
@@ -33,29 +43,60 @@ def run_official_checker(
         with open(jobs_path, "w", encoding="utf-8") as handle:
             for job in jobs:
                 handle.write(json.dumps(job) + "\n")
+        command = [sys.executable, "-m", "envtune.bfcl.official", str(root), version, "verdicts.jsonl"]
+        if episodes is not None:
+            command += ["--episodes", str(episodes)]
+        if progress:
+            command.append("--progress")
         with open(jobs_path, encoding="utf-8") as stdin:
             completed = subprocess.run(
-                [sys.executable, "-m", "envtune.bfcl.official", str(root), version, "verdicts.jsonl"],
-                stdin=stdin, capture_output=True, text=True, timeout=timeout, cwd=workdir,
+                command, stdin=stdin, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE,
+                text=True, timeout=timeout, cwd=workdir,
             )
         if completed.returncode != 0:
-            raise RuntimeError(f"official checker failed:\n{completed.stderr[-4000:]}")
+            details = completed.stderr[-4000:] if completed.stderr else "(see its stderr above)"
+            raise RuntimeError(f"official checker failed:\n{details}")
         with open(os.path.join(workdir, "verdicts.jsonl"), encoding="utf-8") as handle:
             lines = [json.loads(line) for line in handle if line.strip()]
     return lines[:-1], lines[-1]
 
 
-def _child_main(root: str, version: str, out_path: str) -> None:  # pragma: no cover - runs in the child process
+def resident_kb() -> int:
+    """Resident memory of this process now, in KiB (Linux /proc; elsewhere the peak so far)."""
+    import resource
+
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the child process
+    import argparse
+    import importlib
     import resource
     import time
 
-    sys.path.insert(0, root)
+    parser = argparse.ArgumentParser(prog="python -m envtune.bfcl.official")
+    parser.add_argument("root")
+    parser.add_argument("version")
+    parser.add_argument("out_path")
+    parser.add_argument("--episodes", type=int, default=None)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, args.root)
+    from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
     from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
+    from envtune.bfcl.backends import BACKENDS
     from envtune.bfcl.release import RELEASES
 
-    data = os.path.join(root, "bfcl_eval", "data")
-    prefix = RELEASES[version].data_prefix
+    for class_name in BACKENDS:  # imported before the clock, as our side does
+        importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name])
+    data = os.path.join(args.root, "bfcl_eval", "data")
+    prefix = RELEASES[args.version].data_prefix
     entries, answers = {}, {}
     for category in ("base", "miss_func", "miss_param", "long_context"):
         stem = f"{prefix}_multi_turn_{category}.json"
@@ -68,28 +109,40 @@ def _child_main(root: str, version: str, out_path: str) -> None:  # pragma: no c
                 answer = json.loads(line)
                 answers[answer["id"]] = answer["ground_truth"]
     jobs = [json.loads(line) for line in sys.stdin if line.strip()]
-    out = []
-    start = time.perf_counter()
-    for index, job in enumerate(jobs):
-        entry_id = job["id"]
-        ground_truth = answers[entry_id]
-        if len(job["decoded"]) != len(ground_truth):  # the runner's force-termination rule
-            out.append({"id": entry_id, "valid": False, "error_type": "multi_turn:force_terminated"})
-            continue
-        try:
-            result = multi_turn_checker(
-                job["decoded"], ground_truth, entries[entry_id],
-                entry_id.rsplit("_", 1)[0], f"parity_{index}",
-            )
-            out.append({"id": entry_id, "valid": result["valid"], "error_type": result.get("error_type")})
-        except Exception as error:  # the official checker can crash on odd states
-            out.append({"id": entry_id, "valid": None, "error_type": f"crash: {type(error).__name__}: {error}"})
-    elapsed = time.perf_counter() - start
-    stats = {"elapsed_s": elapsed, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-    with open(out_path, "w", encoding="utf-8") as handle:
-        for record in out + [stats]:
-            handle.write(json.dumps(record) + "\n")
+    count = len(jobs) if args.episodes is None else args.episodes
+    episodes = range(count)
+    if args.progress:
+        from tqdm import tqdm
+
+        episodes = tqdm(episodes, desc="official", unit="entry", leave=False)
+    with open(args.out_path, "w", encoding="utf-8") as out:
+        rss_start_kb = resident_kb()
+        start = time.perf_counter()
+        for index in episodes:
+            job = jobs[index % len(jobs)]
+            entry_id = job["id"]
+            ground_truth = answers[entry_id]
+            if len(job["decoded"]) != len(ground_truth):  # the runner's force-termination rule
+                record = {"id": entry_id, "valid": False, "error_type": "multi_turn:force_terminated"}
+            else:
+                try:
+                    result = multi_turn_checker(
+                        job["decoded"], ground_truth, entries[entry_id],
+                        entry_id.rsplit("_", 1)[0], f"parity_{index}",
+                    )
+                    record = {"id": entry_id, "valid": result["valid"], "error_type": result.get("error_type")}
+                except Exception as error:  # the official checker can crash on odd states
+                    record = {"id": entry_id, "valid": None, "error_type": f"crash: {type(error).__name__}: {error}"}
+            out.write(json.dumps(record) + "\n")
+        elapsed = time.perf_counter() - start
+        stats = {
+            "elapsed_s": elapsed,
+            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "rss_start_kb": rss_start_kb,
+            "episodes": count,
+        }
+        out.write(json.dumps(stats) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _child_main(sys.argv[1], sys.argv[2], sys.argv[3])
+    _child_main(sys.argv[1:])

@@ -76,9 +76,9 @@ _JSON_SCHEMA_TYPES = {
 
 
 def _json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
-    schema = {key: value for key, value in node.items() if key not in ("type", "properties", "items")}
     bfcl_type = node.get("type", "string")
-    schema["type"] = _JSON_SCHEMA_TYPES.get(bfcl_type, "string")
+    schema = {"type": _JSON_SCHEMA_TYPES.get(bfcl_type, "string")}
+    schema.update((key, value) for key, value in node.items() if key not in ("type", "properties", "items"))
     if bfcl_type == "float":
         schema["format"] = "float"
     if "properties" in node:

@@ -1,0 +1,5 @@
+import sys
+
+from envtune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""The `envtune` command line: one subcommand group per part of the project."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from envtune import __version__
+from envtune.bfcl import cli as bfcl_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envtune",
+        description="Environment Tuning for tool-using LLM agents on BFCL V3 multi-turn.",
+    )
+    parser.add_argument("--version", action="version", version=f"envtune {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bfcl_cli.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except bfcl_cli.CLI_ERRORS as error:
+        print(f"envtune: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("envtune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Hostile or broken calls never run code outside the tool methods, never hang, never crash."""
+
+import decimal
+import gc
+import os
+import time
+import weakref
+
+import mpmath
+import pytest
+
+from envtune.bfcl.calls import CallLimits
+from envtune.bfcl.executor import ERROR_PREFIX, ToolSession
+
+FILE_SYSTEM = {"root": {"home": {"type": "directory", "contents": {"notes.txt": {"type": "file", "content": "hi"}}}}}
+
+
+@pytest.fixture
+def session():
+    with ToolSession(["MathAPI", "GorillaFileSystem"], {"GorillaFileSystem": FILE_SYSTEM}) as tools:
+        yield tools
+
+
+HOSTILE_CALLS = [
+    "__import__('os').system('touch {marker}')",
+    "import os",
+    "exec(\"open('{marker}', 'w')\")",
+    "eval(\"open('{marker}', 'w')\")",
+    "open('{marker}', 'w')",
+    "print('{marker}')",
+    "getattr(ls, '__globals__')",
+    "ls.__globals__['__builtins__']['open']('{marker}', 'w')",
+    "cd.__self__._load_scenario({{}})",
+    "_load_scenario({{}})",
+    "__init__()",
+    "__class__()",
+    "lambda: open('{marker}', 'w')",
+    "[x for x in ().__class__.__bases__[0].__subclasses__()]",
+    "touch(file_name=open('{marker}', 'w'))",
+    "touch(file_name=__import__('os').system('touch {marker}'))",
+    "touch(**{{'file_name': 'a'}})",
+    "touch(*['a'])",
+    "touch(file_name=f'{{open(\"{marker}\", \"w\")}}')",
+    "kill()",
+    "exit()",
+    "no_such_tool(x=1)",
+    "ls() or open('{marker}', 'w')",
+    "ls(); open('{marker}', 'w')",
+    "",
+    "   ",
+    "ls(",
+    "\x00",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE_CALLS)
+def test_hostile_calls_come_back_as_errors_and_run_nothing(session, tmp_path, template):
+    marker = tmp_path / "pwned"
+    pristine = ToolSession(["MathAPI", "GorillaFileSystem"], {"GorillaFileSystem": FILE_SYSTEM})
+    result = session.execute(template.format(marker=marker))
+    assert result.startswith(ERROR_PREFIX), result
+    assert not marker.exists()
+    assert session.state() == pristine.state()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "power(base=10, exponent=10**9)",
+        "power(base=10, exponent=1000000000)",
+        "power(base=-7, exponent=123456789)",
+        "power(base=10**70, exponent=10**70)",
+        "multiply(a=10**10**10, b=2)",
+        "logarithm(value=10, base=3, precision=1000000000)",
+        "square_root(number=2, precision=1000000000)",
+        "add(a=" + "9" * 5000 + ", b=1)",
+        "mean(numbers=" + "[" * 5000 + "]" * 5000 + ")",
+        "mean(numbers=" + "[" * 50 + "]" * 50 + ")",
+        "mean(numbers=[" + "1," * 100_000 + "])",
+        "echo(content='" + "x" * 1_000_000 + "', file_name='big.txt')",
+        "echo(content=" + "'x' * 10**9" + ", file_name='big.txt')",
+        "mean(numbers={'a': " * 200 + "1" + "}" * 200 + ")",
+    ],
+)
+def test_costly_calls_are_refused_quickly(session, call):
+    started = time.perf_counter()
+    result = session.execute(call)
+    assert result.startswith(ERROR_PREFIX), result[:200]
+    assert time.perf_counter() - started < 2.0
+
+
+def test_ordinary_math_still_matches_python(session):
+    assert session.execute("power(base=2, exponent=100)") == '{"result": %d}' % 2**100
+    assert session.execute("power(base=2.0, exponent=0.5)") == '{"result": %r}' % 2.0**0.5
+
+
+def test_a_call_that_runs_too_long_is_stopped(session):
+    def spin(folder: str) -> None:
+        while True:
+            pass
+
+    slow = ToolSession(["GorillaFileSystem"], {"GorillaFileSystem": FILE_SYSTEM}, limits=CallLimits(timeout_seconds=0.2))
+    slow._tools["cd"] = ("GorillaFileSystem", spin)
+    started = time.perf_counter()
+    result = slow.execute("cd(folder='home')")
+    assert result == f"{ERROR_PREFIX}call took longer than 0.2 s and was stopped"
+    assert time.perf_counter() - started < 2.0
+    assert slow.execute("ls()").startswith("{")  # the session stays usable
+
+
+def test_numeric_precision_does_not_leak_between_calls(session):
+    dps, prec = mpmath.mp.dps, decimal.getcontext().prec
+    high = session.execute("logarithm(value=10, base=3, precision=60)")
+    assert len(high) > 60  # printed at the precision of its own call, as the official executor does
+    session.execute("square_root(number=2, precision=80)")
+    assert (mpmath.mp.dps, decimal.getcontext().prec) == (dps, prec)
+    assert session.execute("logarithm(value=8, base=2, precision=5)") == "{'result': mpf('3.0')}"
+
+
+def test_positional_arguments_bind_like_python(session):
+    assert session.to_tool_call("cat('notes.txt')").arguments == {"file_name": "notes.txt"}
+    session.execute("cd(folder='home')")
+    assert session.execute("cat('notes.txt')") == '{"file_content": "hi"}'
+    file_system = session.instances["GorillaFileSystem"]
+    for call, direct in [
+        ("cd('a', 'b')", lambda: file_system.cd("a", "b")),
+        ("sort('a', file_name='b')", lambda: file_system.sort("a", file_name="b")),
+        ("ls(1, 2, 3)", lambda: file_system.ls(1, 2, 3)),
+        ("cd(wrong='a')", lambda: file_system.cd(wrong="a")),
+        ("cd()", lambda: file_system.cd()),
+    ]:
+        with pytest.raises(TypeError) as python_error:
+            direct()
+        assert session.execute(call) == f"{ERROR_PREFIX}{python_error.value}"
+
+
+def test_sessions_are_independent_and_released(tasks):
+    task = tasks["multi_turn_base_0"]
+    first, second = ToolSession.for_task(task), ToolSession.for_task(task)
+    first.execute("mkdir(dir_name='made_in_first')")
+    assert first.state() != second.state()
+    assert task.initial_config == tasks["multi_turn_base_0"].initial_config
+    instance = weakref.ref(first.instances["GorillaFileSystem"])
+    del first
+    gc.collect()
+    assert instance() is None
+
+
+def test_backend_exceptions_become_error_results(session):
+    assert session.execute("cd(folder=123)").startswith(ERROR_PREFIX)
+    assert session.execute("mean(numbers=['a', 1])") == '{"error": "All elements in the list must be numbers"}'
+
+
+def test_no_file_is_written_by_file_system_tools(session, tmp_path):
+    os.chdir(tmp_path)
+    session.execute("touch(file_name='created.txt')")
+    session.execute("echo(content='data', file_name='created.txt')")
+    assert list(tmp_path.iterdir()) == []
