@@ -1,30 +1,30 @@
-# `make demo` and `make test` create (or reuse) .venv and install what they need.
+# `make demo` and `make test` create (or reuse) .venv, install what they need and fetch the
+# pinned BFCL release into the user cache (a no-op once it is there).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench fetch clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-$(VENV)/.bfcl-fetched: $(STAMP)
-	$(BIN)/envtune bfcl fetch
-	@touch $@
+fetch: $(STAMP)
+	@$(BIN)/envtune bfcl fetch --all
 
-demo: $(VENV)/.bfcl-fetched
+demo: fetch
 	$(BIN)/envtune bfcl verify
-	$(BIN)/envtune bfcl score examples/sample_results.jsonl
+	$(BIN)/envtune bfcl verify --release 2025.6.8
+	$(BIN)/envtune bfcl score examples/sample_results.jsonl --json runs/demo/verdicts.json
 
-test: $(VENV)/.bfcl-fetched
+test: fetch
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.bfcl-fetched
+bench: fetch
 	$(BIN)/python bench/executor_throughput.py
 	$(BIN)/python bench/episode_memory.py
 

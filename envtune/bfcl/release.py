@@ -135,8 +135,10 @@ def install_wheel(release: BfclRelease, wheel: Path) -> Path:
 def fetch(release: BfclRelease, wheel: Path | None = None) -> Path:
     """Make `release` available in the cache (downloading it with pip unless `wheel` is given)."""
     root = _release_dir(release) / "root"
-    if wheel is None and (root / "bfcl_eval").is_dir():
-        return root
+    cached_wheel = _release_dir(release) / release.wheel_name
+    if wheel is None and (root / "bfcl_eval").is_dir() and cached_wheel.is_file():
+        if _sha256(cached_wheel) == release.sha256:
+            return root
     if wheel is not None:
         return install_wheel(release, Path(wheel))
     with tempfile.TemporaryDirectory(prefix="envtune-bfcl-") as download_dir:
