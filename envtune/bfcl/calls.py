@@ -12,6 +12,7 @@ import ast
 import math
 import operator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 
@@ -144,8 +145,19 @@ def check_int_power(base: int, exponent: int, max_bits: int) -> None:
         raise CallError(f"integer power {base}**{exponent} would exceed {max_bits} bits")
 
 
+# Parsed expressions of short call strings are reused: trajectories repeat the same calls (the
+# ground truth runs on every scoring pass), and values are still rebuilt fresh on every read.
+_CACHED_SOURCE_CHARS = 1_000
+
+
 def parse_expression(source: str, limits: CallLimits) -> ast.expr:
     """Parse one expression, reporting syntax errors as Python's `eval` does."""
+    if len(source) <= _CACHED_SOURCE_CHARS:
+        return _parse_cached(source, limits)
+    return _parse(source, limits)
+
+
+def _parse(source: str, limits: CallLimits) -> ast.expr:
     if len(source) > limits.max_source_chars:
         raise CallError(f"call text longer than {limits.max_source_chars} characters")
     try:
@@ -154,6 +166,9 @@ def parse_expression(source: str, limits: CallLimits) -> ast.expr:
         raise CallError(str(error)) from None
     except (RecursionError, MemoryError, ValueError):
         raise CallError("call text is too deeply nested or malformed") from None
+
+
+_parse_cached = lru_cache(maxsize=4096)(_parse)
 
 
 def call_from_ast(node: ast.expr, limits: CallLimits = DEFAULT_LIMITS) -> ParsedCall:

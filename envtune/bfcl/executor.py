@@ -121,28 +121,49 @@ def _check_cost(class_name: str, tool: str, arguments: Mapping[str, Any]) -> Non
         check_int_power(base, exponent, MAX_POWER_RESULT_BITS)
 
 
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Interrupt a call after `seconds` (main thread only; elsewhere the static limits apply)."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class CallTimer:
+    """Per-call time limit through SIGALRM, which can interrupt the pure-Python backends.
 
-    def interrupt(signum, frame):
-        raise CallTimeout(f"call took longer than {seconds:g} s and was stopped")
+    The handler is installed once around a batch of calls (installing it is the costly part) and
+    each call arms its own timer. Signals only reach the main thread: elsewhere no timer runs and
+    the static limits on arguments are the protection.
+    """
 
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.active = False
+
+    def _interrupt(self, signum, frame):
+        raise CallTimeout(f"call took longer than {self.seconds:g} s and was stopped")
+
+    def __enter__(self) -> "CallTimer":
+        self.active = self.seconds > 0 and threading.current_thread() is threading.main_thread()
+        if self.active:
+            self._previous = signal.signal(signal.SIGALRM, self._interrupt)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+            self.active = False
+
+    def arm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def disarm(self) -> None:
+        if self.active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+# Classes that change process-wide numeric precision (mpmath, decimal) inside their calls.
+PRECISION_CHANGING_CLASSES = frozenset({"MathAPI"})
 
 
 @contextmanager
 def _isolated_numerics() -> Iterator[None]:
-    """Keep MathAPI's precision changes (mpmath, decimal) from leaking out of one call."""
+    """Keep a call's precision changes (mpmath, decimal) from leaking into later calls."""
     saved_prec = mpmath.mp.prec
     try:
         with decimal.localcontext():
@@ -164,7 +185,10 @@ class ToolSession:
         long_context: bool = False,
         release: str | None = None,
         limits: CallLimits = DEFAULT_LIMITS,
+        copy_config: bool = True,
     ):
+        """`initial_config` maps class names to scenarios; it is deep-copied unless `copy_config`
+        is False, for a caller that hands over a private copy already (see `for_task`)."""
         self.limits = limits
         self.instances: dict[str, Any] = {}
         self._tools: dict[str, tuple[str, Callable]] = {}
@@ -172,7 +196,9 @@ class ToolSession:
             cls = backend_class(class_name, release)
             instance = cls()
             if class_name not in STATELESS_CLASSES:
-                scenario = copy.deepcopy(initial_config.get(class_name, {}))
+                scenario = initial_config.get(class_name, {})
+                if copy_config:
+                    scenario = copy.deepcopy(scenario)
                 instance._load_scenario(scenario, long_context=long_context)
             self.instances[class_name] = instance
             for name in _public_method_names(instance):
@@ -181,7 +207,7 @@ class ToolSession:
     @classmethod
     def for_task(cls, task, limits: CallLimits = DEFAULT_LIMITS) -> "ToolSession":
         """A session on the task's scenario, with the long-context flag of its category."""
-        return cls(task.involved_classes, task.initial_config, task.long_context, task.release, limits)
+        return cls(task.involved_classes, task.scenario(), task.long_context, task.release, limits, copy_config=False)
 
     @property
     def tool_names(self) -> list[str]:
@@ -201,18 +227,29 @@ class ToolSession:
 
     def execute(self, call: str | ParsedCall | ToolCall) -> str:
         """Run one call and return its official result string (errors included, never raised)."""
+        with CallTimer(self.limits.timeout_seconds) as timer:
+            return self._run(call, timer)
+
+    def execute_all(self, calls: Iterable[str | ParsedCall | ToolCall]) -> list[str]:
+        with CallTimer(self.limits.timeout_seconds) as timer:
+            return [self._run(call, timer) for call in calls]
+
+    def _run(self, call: str | ParsedCall | ToolCall, timer: CallTimer) -> str:
         try:
             tool_call = self.to_tool_call(call)
             class_name, method = self._tools[tool_call.name]
             _check_cost(class_name, tool_call.name, tool_call.arguments)
-            with _isolated_numerics(), _time_limit(self.limits.timeout_seconds):
-                # Stringify inside the guards: an mpmath number prints with the precision of its call.
+            timer.arm()
+            try:
+                if class_name in PRECISION_CHANGING_CLASSES:
+                    # Stringify inside: an mpmath number prints with the precision of its own call.
+                    with _isolated_numerics():
+                        return stringify_result(method(**tool_call.arguments))
                 return stringify_result(method(**tool_call.arguments))
+            finally:
+                timer.disarm()
         except Exception as error:
             return f"{ERROR_PREFIX}{error}"
-
-    def execute_all(self, calls: Iterable[str | ParsedCall | ToolCall]) -> list[str]:
-        return [self.execute(call) for call in calls]
 
     def state(self) -> dict[str, dict[str, Any]]:
         """The public (non-underscore) attributes of every instance: what the state check compares."""
