@@ -156,3 +156,15 @@ def test_no_file_is_written_by_file_system_tools(session, tmp_path):
     session.execute("touch(file_name='created.txt')")
     session.execute("echo(content='data', file_name='created.txt')")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_module_level_state_written_by_backends_is_restored(tasks):
+    from envtune.bfcl.backends import backend_class
+
+    module = __import__(backend_class("VehicleControlAPI").__module__, fromlist=["LONG_WEATHER_EXTENSION"])
+    before = dict(module.LONG_WEATHER_EXTENSION)
+    task = tasks["multi_turn_long_context_0"]
+    with ToolSession(["VehicleControlAPI"], task.initial_config, long_context=True) as session:
+        result = session.execute("get_outside_temperature_from_google()")
+    assert '"outsideTemperature"' in result and '"-1_day"' in result
+    assert module.LONG_WEATHER_EXTENSION == before

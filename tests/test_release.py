@@ -76,3 +76,16 @@ def test_backends_import_without_heavy_modules():
     assert all(".func_source_code" in name or name.count(".") < 3 for name in bfcl_modules), bfcl_modules
     heavy = {"bfcl_eval.model_handler", "numpy", "requests", "openai", "anthropic", "torch", "faiss", "tenacity"}
     assert heavy.isdisjoint(modules)
+
+
+def test_an_installed_bfcl_eval_of_the_same_version_is_used(tmp_path, wheel):
+    """A site directory holding bfcl_eval 2026.3.23 (package + dist-info) wins over an empty cache."""
+    import zipfile
+
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    script = "from envtune.bfcl.release import release_root; print(release_root())"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "ENVTUNE_CACHE_DIR": str(tmp_path / "empty")}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.strip() == str(site)

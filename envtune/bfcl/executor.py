@@ -15,6 +15,7 @@ import decimal
 import inspect
 import json
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
@@ -157,19 +158,27 @@ class CallTimer:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-# Classes that change process-wide numeric precision (mpmath, decimal) inside their calls.
+# Process-wide state that backend calls change: MathAPI sets mpmath and decimal precision, and
+# VehicleControlAPI writes its latest reading into a module-level dict in long-context mode.
 PRECISION_CHANGING_CLASSES = frozenset({"MathAPI"})
+MODULE_DICTS_WRITTEN = {"VehicleControlAPI": ("LONG_WEATHER_EXTENSION",)}
 
 
 @contextmanager
-def _isolated_numerics() -> Iterator[None]:
-    """Keep a call's precision changes (mpmath, decimal) from leaking into later calls."""
+def _isolated_process_state(method: Callable, class_name: str) -> Iterator[None]:
+    """Undo a call's changes to process-wide state, so nothing leaks into later calls or episodes."""
+    module = sys.modules[type(method.__self__).__module__]
+    saved_dicts = {name: dict(getattr(module, name)) for name in MODULE_DICTS_WRITTEN.get(class_name, ())}
     saved_prec = mpmath.mp.prec
     try:
         with decimal.localcontext():
             yield
     finally:
         mpmath.mp.prec = saved_prec
+        for name, saved in saved_dicts.items():
+            written = getattr(module, name)
+            written.clear()
+            written.update(saved)
 
 
 class ToolSession:
@@ -241,9 +250,10 @@ class ToolSession:
             _check_cost(class_name, tool_call.name, tool_call.arguments)
             timer.arm()
             try:
-                if class_name in PRECISION_CHANGING_CLASSES:
-                    # Stringify inside: an mpmath number prints with the precision of its own call.
-                    with _isolated_numerics():
+                if class_name in PRECISION_CHANGING_CLASSES or class_name in MODULE_DICTS_WRITTEN:
+                    # Stringify inside: an mpmath number prints with the precision of its own call,
+                    # and a returned module-level dict must be read before it is restored.
+                    with _isolated_process_state(method, class_name):
                         return stringify_result(method(**tool_call.arguments))
                 return stringify_result(method(**tool_call.arguments))
             finally:
