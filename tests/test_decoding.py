@@ -1,6 +1,8 @@
 """Prompt-mode decoding follows the official BFCL rules, without evaluating anything."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from envtune.bfcl.calls import CallError, parse_call
 from envtune.bfcl.decoding import DecodeError, decode_prompt_output
@@ -70,3 +72,27 @@ def test_parse_errors_read_like_python(source, message):
     with pytest.raises(CallError, match=None) as error:
         parse_call(source)
     assert str(error.value) == message
+
+
+literals = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**200), 2**200) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.tuples(children, children)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(literals)
+def test_any_literal_argument_reads_back_unchanged(value):
+    assert parse_call(f"tool(x={value!r})").kwargs == {"x": value}
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), literals, max_size=4))
+def test_tool_call_strings_round_trip(arguments):
+    from envtune.bfcl.calls import ToolCall
+
+    arguments = {key: value for key, value in arguments.items() if key not in {"if", "in", "is", "or", "and", "not", "for", "def", "del", "try", "as"}}
+    call = ToolCall("tool", arguments)
+    parsed = parse_call(call.to_python())
+    assert (parsed.name, parsed.kwargs) == ("tool", arguments)
