@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from envtune.bfcl.release import release_root, resolve_release
 
@@ -36,14 +36,28 @@ def run_official_checker(
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Verdicts of the official checker for each job (for each episode when `episodes` is given),
     plus the child's timing and memory stats. With `progress` the child's stderr is not captured."""
-    root = release_root(release)
-    version = resolve_release(release).version
-    with tempfile.TemporaryDirectory(prefix="envtune-official-") as workdir:
+    command = [
+        sys.executable, "-m", "envtune.bfcl.official",
+        str(release_root(release)), resolve_release(release).version,
+    ]
+    return run_checker_child(command, jobs, timeout=timeout, episodes=episodes, progress=progress)
+
+
+def run_checker_child(
+    command: list[str],
+    jobs: Iterable[dict[str, Any]],
+    *,
+    timeout: float = 1800,
+    episodes: int | None = None,
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Run a checker child of the protocol above (`command` without OUT and options)."""
+    with tempfile.TemporaryDirectory(prefix="envtune-checker-") as workdir:
         jobs_path = os.path.join(workdir, "jobs.jsonl")
         with open(jobs_path, "w", encoding="utf-8") as handle:
             for job in jobs:
                 handle.write(json.dumps(job) + "\n")
-        command = [sys.executable, "-m", "envtune.bfcl.official", str(root), version, "verdicts.jsonl"]
+        command = command + ["verdicts.jsonl"]
         if episodes is not None:
             command += ["--episodes", str(episodes)]
         if progress:
@@ -55,10 +69,50 @@ def run_official_checker(
             )
         if completed.returncode != 0:
             details = completed.stderr[-4000:] if completed.stderr else "(see its stderr above)"
-            raise RuntimeError(f"official checker failed:\n{details}")
+            raise RuntimeError(f"checker child {command[1:3]} failed:\n{details}")
         with open(os.path.join(workdir, "verdicts.jsonl"), encoding="utf-8") as handle:
             lines = [json.loads(line) for line in handle if line.strip()]
     return lines[:-1], lines[-1]
+
+
+def child_arguments(prog: str, argv: list[str], *leading: str):
+    """Parse a checker child's command line: `leading` positionals, then OUT and the options."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog)
+    for name in leading:
+        parser.add_argument(name)
+    parser.add_argument("out_path")
+    parser.add_argument("--episodes", type=int, default=None)
+    parser.add_argument("--progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def checker_child_loop(args, check: Callable[[dict[str, Any], int], dict[str, Any]], label: str) -> None:
+    """The timed loop of a checker child: read jobs from stdin, write one verdict per episode to
+    OUT as it goes, then the stats line. `check(job, episode_index)` returns the verdict record."""
+    import resource
+    import time
+
+    jobs = [json.loads(line) for line in sys.stdin if line.strip()]
+    count = len(jobs) if args.episodes is None else args.episodes
+    episodes = range(count)
+    if args.progress:
+        from tqdm import tqdm
+
+        episodes = tqdm(episodes, desc=label, unit="entry", leave=False)
+    with open(args.out_path, "w", encoding="utf-8") as out:
+        rss_start_kb = resident_kb()
+        start = time.perf_counter()
+        for index in episodes:
+            out.write(json.dumps(check(jobs[index % len(jobs)], index)) + "\n")
+        stats = {
+            "elapsed_s": time.perf_counter() - start,
+            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "rss_start_kb": rss_start_kb,
+            "episodes": count,
+        }
+        out.write(json.dumps(stats) + "\n")
 
 
 def resident_kb() -> int:
@@ -73,28 +127,17 @@ def resident_kb() -> int:
 
 
 def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the child process
-    import argparse
     import importlib
-    import resource
-    import time
 
-    parser = argparse.ArgumentParser(prog="python -m envtune.bfcl.official")
-    parser.add_argument("root")
-    parser.add_argument("version")
-    parser.add_argument("out_path")
-    parser.add_argument("--episodes", type=int, default=None)
-    parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args(argv)
-
+    args = child_arguments("python -m envtune.bfcl.official", argv, "root", "version")
     sys.path.insert(0, args.root)
-    from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
     from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
-    from envtune.bfcl.backends import BACKENDS
+    from envtune.bfcl.backends import BACKEND_PACKAGE, BACKENDS
     from envtune.bfcl.release import RELEASES
 
-    for class_name in BACKENDS:  # imported before the clock, as our side does
-        importlib.import_module(CLASS_FILE_PATH_MAPPING[class_name])
+    for module_name, _ in BACKENDS.values():  # imported before the clock, as our side does
+        importlib.import_module(f"{BACKEND_PACKAGE}.{module_name}")
     data = os.path.join(args.root, "bfcl_eval", "data")
     prefix = RELEASES[args.version].data_prefix
     entries, answers = {}, {}
@@ -108,40 +151,21 @@ def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the chil
             for line in handle:
                 answer = json.loads(line)
                 answers[answer["id"]] = answer["ground_truth"]
-    jobs = [json.loads(line) for line in sys.stdin if line.strip()]
-    count = len(jobs) if args.episodes is None else args.episodes
-    episodes = range(count)
-    if args.progress:
-        from tqdm import tqdm
 
-        episodes = tqdm(episodes, desc="official", unit="entry", leave=False)
-    with open(args.out_path, "w", encoding="utf-8") as out:
-        rss_start_kb = resident_kb()
-        start = time.perf_counter()
-        for index in episodes:
-            job = jobs[index % len(jobs)]
-            entry_id = job["id"]
-            ground_truth = answers[entry_id]
-            if len(job["decoded"]) != len(ground_truth):  # the runner's force-termination rule
-                record = {"id": entry_id, "valid": False, "error_type": "multi_turn:force_terminated"}
-            else:
-                try:
-                    result = multi_turn_checker(
-                        job["decoded"], ground_truth, entries[entry_id],
-                        entry_id.rsplit("_", 1)[0], f"parity_{index}",
-                    )
-                    record = {"id": entry_id, "valid": result["valid"], "error_type": result.get("error_type")}
-                except Exception as error:  # the official checker can crash on odd states
-                    record = {"id": entry_id, "valid": None, "error_type": f"crash: {type(error).__name__}: {error}"}
-            out.write(json.dumps(record) + "\n")
-        elapsed = time.perf_counter() - start
-        stats = {
-            "elapsed_s": elapsed,
-            "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-            "rss_start_kb": rss_start_kb,
-            "episodes": count,
-        }
-        out.write(json.dumps(stats) + "\n")
+    def check(job: dict[str, Any], index: int) -> dict[str, Any]:
+        entry_id = job["id"]
+        ground_truth = answers[entry_id]
+        if len(job["decoded"]) != len(ground_truth):  # the runner's force-termination rule
+            return {"id": entry_id, "valid": False, "error_type": "multi_turn:force_terminated"}
+        try:
+            result = multi_turn_checker(
+                job["decoded"], ground_truth, entries[entry_id], entry_id.rsplit("_", 1)[0], f"parity_{index}"
+            )
+        except Exception as error:  # the official checker can crash on odd states
+            return {"id": entry_id, "valid": None, "error_type": f"crash: {type(error).__name__}: {error}"}
+        return {"id": entry_id, "valid": result["valid"], "error_type": result.get("error_type")}
+
+    checker_child_loop(args, check, "official")
 
 
 if __name__ == "__main__":  # pragma: no cover
