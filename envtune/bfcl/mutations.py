@@ -52,7 +52,8 @@ def _edit_string(value: str, rng: random.Random) -> str:
     return rng.choice(edits)
 
 
-def _can_mutate(value: Any) -> bool:
+def can_mutate(value: Any) -> bool:
+    """Whether `mutate_value` can make a different value of the same type."""
     if isinstance(value, (list, tuple, dict)):
         return bool(value)
     return isinstance(value, (bool, int, float, str))
@@ -60,7 +61,7 @@ def _can_mutate(value: Any) -> bool:
 
 def mutate_value(value: Any, rng: random.Random, seen: Sequence[Any] = ()) -> Any:
     """A wrong value of the same type: an edit of `value`, or another value `seen` in the task
-    (the mistake of mixing up two values the user mentioned). `value` must pass `_can_mutate`."""
+    (the mistake of mixing up two values the user mentioned). `value` must pass `can_mutate`."""
     others = [item for item in seen if type(item) is type(value) and item != value]
     if others and rng.random() < 0.4:
         return rng.choice(others)
@@ -73,13 +74,13 @@ def mutate_value(value: Any, rng: random.Random, seen: Sequence[Any] = ()) -> An
     if isinstance(value, str):
         return _edit_string(value, rng)
     if isinstance(value, dict):
-        key = rng.choice([key for key, item in value.items() if _can_mutate(item)] or list(value))
-        if not _can_mutate(value[key]):
+        key = rng.choice([key for key, item in value.items() if can_mutate(item)] or list(value))
+        if not can_mutate(value[key]):
             return {name: item for name, item in value.items() if name != key}
         return {**value, key: mutate_value(value[key], rng, seen)}
     items = list(value)
     index = rng.randrange(len(items))
-    if (len(items) > 1 and rng.random() < 0.5) or not _can_mutate(items[index]):
+    if (len(items) > 1 and rng.random() < 0.5) or not can_mutate(items[index]):
         del items[index]
     else:
         items[index] = mutate_value(items[index], rng, seen)
@@ -89,8 +90,8 @@ def mutate_value(value: Any, rng: random.Random, seen: Sequence[Any] = ()) -> An
 def with_wrong_argument(call: str, rng: random.Random, seen: Sequence[Any] = ()) -> str | None:
     """`call` with one argument value changed (positional or keyword); None if it has none to change."""
     parsed = parse_call(call)
-    slots = [index for index, value in enumerate(parsed.args) if _can_mutate(value)]
-    slots += [key for key, value in parsed.kwargs.items() if _can_mutate(value)]
+    slots = [index for index, value in enumerate(parsed.args) if can_mutate(value)]
+    slots += [key for key, value in parsed.kwargs.items() if can_mutate(value)]
     if not slots:
         return None
     slot = rng.choice(slots)
@@ -137,7 +138,10 @@ def _signature_order(class_name: str, tool: str, release: str | None) -> tuple[s
 def tool_parameters(task: Task, tool: str) -> tuple[str, ...]:
     """Parameters of `tool` in signature order. The tool docs list a few in another order, and
     positional arguments bind by the signature, so it is read from the backend class itself."""
-    owners = [name for name in task.involved_classes if any(doc["name"] == tool for doc in class_tool_docs(name, task.release))]
+    owners = [
+        name for name in task.involved_classes
+        if any(doc["name"] == tool for doc in class_tool_docs(name, task.release))
+    ]
     if not owners:
         return ()
     return _signature_order(owners[-1], tool, task.release)  # a later class wins a name clash
@@ -196,14 +200,8 @@ def _copy(trajectory: Trajectory) -> Trajectory:
     return [[list(step) for step in turn] for turn in trajectory]
 
 
-def _positions(trajectory: Trajectory, where: Callable[[str], bool] = lambda call: True) -> list[Position]:
-    return [
-        (t, s, c)
-        for t, turn in enumerate(trajectory)
-        for s, step in enumerate(turn)
-        for c, call in enumerate(step)
-        if where(call)
-    ]
+def _positions(trajectory: Trajectory) -> list[Position]:
+    return [(t, s, c) for t, turn in enumerate(trajectory) for s, step in enumerate(turn) for c in range(len(step))]
 
 
 def _remove(trajectory: Trajectory, position: Position) -> str:
@@ -228,6 +226,7 @@ def _replace_call(trajectory: Trajectory, rng: random.Random, change: Callable[[
 
 
 def drop_call(task: Task, trajectory: Trajectory, rng: random.Random) -> Trajectory | None:
+    """Leave out one call (a forgotten step)."""
     positions = _positions(trajectory)
     if not positions:
         return None
@@ -236,6 +235,7 @@ def drop_call(task: Task, trajectory: Trajectory, rng: random.Random) -> Traject
 
 
 def duplicate_call(task: Task, trajectory: Trajectory, rng: random.Random) -> Trajectory | None:
+    """Repeat one call right after itself (a retry of a call that had worked)."""
     positions = _positions(trajectory)
     if not positions:
         return None
@@ -300,6 +300,7 @@ def exploratory_call(task: Task, trajectory: Trajectory, rng: random.Random) -> 
 
 
 def wrong_argument(task: Task, trajectory: Trajectory, rng: random.Random) -> Trajectory | None:
+    """Get one argument value of one call wrong."""
     seen = seen_values(task)
     return _replace_call(trajectory, rng, lambda call: with_wrong_argument(call, rng, seen))
 
@@ -350,6 +351,7 @@ def missing_turns(task: Task, trajectory: Trajectory, rng: random.Random) -> Tra
 
 
 def unknown_tool(task: Task, trajectory: Trajectory, rng: random.Random) -> Trajectory | None:
+    """Call a tool the task does not have, under another domain's or a misspelt name."""
     def rename(call: str) -> str | None:
         names = unknown_tool_names(task, parse_call(call).name)
         return with_tool_name(call, rng.choice(names)) if names else None
