@@ -9,7 +9,7 @@ import weakref
 import mpmath
 import pytest
 
-from envtune.bfcl.calls import CallLimits
+from envtune.bfcl.calls import CallLimits, ToolCall
 from envtune.bfcl.executor import ERROR_PREFIX, ToolSession
 
 FILE_SYSTEM = {"root": {"home": {"type": "directory", "contents": {"notes.txt": {"type": "file", "content": "hi"}}}}}
@@ -168,3 +168,30 @@ def test_module_level_state_written_by_backends_is_restored(tasks):
         result = session.execute("get_outside_temperature_from_google()")
     assert '"outsideTemperature"' in result and '"-1_day"' in result
     assert module.LONG_WEATHER_EXTENSION == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        ToolCall("echo", {"content": "x" * 1_000_000, "file_name": "a"}),
+        ToolCall("mean", {"numbers": [1] * 100_000}),
+        ToolCall("power", {"base": 10, "exponent": 10**9}),
+        ToolCall("add", {"a": 2**4000, "b": 1}),
+        ToolCall("touch", {"file_name": object()}),
+        ToolCall("touch", ["file_name"]),
+        ToolCall("touch", {1: "a"}),
+        ToolCall(None, {}),
+        ToolCall("__init__", {}),
+        ToolCall("kill", {}),
+    ],
+)
+def test_structured_calls_get_the_same_bounds(session, call):
+    assert session.execute(call).startswith(ERROR_PREFIX)
+
+
+def test_structured_and_string_calls_agree(session):
+    deep = {"a": 1}
+    for _ in range(40):
+        deep = {"a": deep}
+    assert session.execute(ToolCall("mean", {"numbers": deep})) == f"{ERROR_PREFIX}argument nested deeper than 16 levels"
+    assert session.execute(ToolCall("mean", {"numbers": [1, 2, 3]})) == session.execute("mean(numbers=[1, 2, 3])")

@@ -89,3 +89,17 @@ def test_an_installed_bfcl_eval_of_the_same_version_is_used(tmp_path, wheel):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "ENVTUNE_CACHE_DIR": str(tmp_path / "empty")}
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     assert run.stdout.strip() == str(site)
+
+
+def test_a_failed_download_says_how_to_fetch_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("ENVTUNE_CACHE_DIR", str(tmp_path))
+
+    def offline(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: Could not find a version (network unreachable)")
+
+    monkeypatch.setattr(bfcl_release.subprocess, "run", offline)
+    with pytest.raises(BfclReleaseError) as error:
+        bfcl_release.fetch(DEFAULT)
+    message = str(error.value)
+    assert "network unreachable" in message
+    assert f"envtune bfcl fetch --release {DEFAULT.version} --wheel PATH" in message

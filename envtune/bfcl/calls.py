@@ -106,6 +106,25 @@ class LiteralReader:
             raise CallError("nested calls are not allowed; pass literal values")
         raise CallError(f"only literal argument values are allowed, not {type(node).__name__} expressions")
 
+    def check_structure(self, value: Any, depth: int = 0) -> None:
+        """Apply the same bounds to an argument value that arrived as data (e.g. from JSON)."""
+        self.values += 1
+        if self.values > self.limits.max_values:
+            raise CallError(f"call has more than {self.limits.max_values} argument values")
+        if depth > self.limits.max_depth:
+            raise CallError(f"argument nested deeper than {self.limits.max_depth} levels")
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                self.check_structure(item, depth + 1)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.check_structure(key, depth + 1)
+                self.check_structure(item, depth + 1)
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            self.check_value(value)
+        else:
+            raise CallError(f"unsupported argument type {type(value).__name__}")
+
     def check_value(self, value: Any) -> Any:
         if isinstance(value, (str, bytes)) and len(value) > self.limits.max_string_chars:
             raise CallError(f"string argument longer than {self.limits.max_string_chars} characters")
@@ -198,6 +217,17 @@ def call_from_ast(node: ast.expr, limits: CallLimits = DEFAULT_LIMITS) -> Parsed
             raise CallError(f"keyword argument repeated: {keyword.arg}")
         kwargs[keyword.arg] = reader.read(keyword.value)
     return ParsedCall(node.func.id, tuple(args), kwargs)
+
+
+def check_tool_call(call: ToolCall, limits: CallLimits = DEFAULT_LIMITS) -> None:
+    """Bounds for a structured call: a string name and an object of bounded literal arguments."""
+    if not isinstance(call.name, str) or not isinstance(call.arguments, dict):
+        raise CallError("a tool call needs a string name and an object of arguments")
+    reader = LiteralReader(limits)
+    for key, value in call.arguments.items():
+        if not isinstance(key, str):
+            raise CallError(f"argument names must be strings, not {key!r}")
+        reader.check_structure(value)
 
 
 def parse_call(source: str, limits: CallLimits = DEFAULT_LIMITS) -> ParsedCall:

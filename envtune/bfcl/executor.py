@@ -31,6 +31,7 @@ from envtune.bfcl.calls import (
     ParsedCall,
     ToolCall,
     check_int_power,
+    check_tool_call,
     parse_call,
 )
 
@@ -224,13 +225,16 @@ class ToolSession:
 
     def to_tool_call(self, call: str | ParsedCall | ToolCall) -> ToolCall:
         """Parse and bind a call; raises CallError with the message the call's result would carry."""
-        if not isinstance(call, ToolCall):
-            call = call if isinstance(call, ParsedCall) else parse_call(call, self.limits)
+        if not isinstance(call, (ToolCall, ParsedCall)):
+            call = parse_call(call, self.limits)
+        if not isinstance(call.name, str):
+            raise CallError("a tool call needs a string name")
         if call.name in REFUSED_NAMES:
             raise CallError(f"Function call {call.name} is not allowed.")
         if call.name not in self._tools:
             raise CallError(f"name '{call.name}' is not defined")
         if isinstance(call, ToolCall):
+            check_tool_call(call, self.limits)
             return call
         return ToolCall(call.name, bind_arguments(self._tools[call.name][1], call))
 
