@@ -223,6 +223,13 @@ class ToolSession:
     def tool_names(self) -> list[str]:
         return list(self._tools)
 
+    def owner(self, tool: str) -> tuple[str, Any] | None:
+        """The class name and instance that provide `tool`, or None for an unknown tool."""
+        if tool not in self._tools:
+            return None
+        class_name = self._tools[tool][0]
+        return class_name, self.instances[class_name]
+
     def to_tool_call(self, call: str | ParsedCall | ToolCall) -> ToolCall:
         """Parse and bind a call; raises CallError with the message the call's result would carry."""
         if not isinstance(call, (ToolCall, ParsedCall)):
