@@ -4,46 +4,9 @@ not-yet-available tools, missing and unexpected arguments, wrong types and value
 from __future__ import annotations
 
 import difflib
-from typing import Any
 
+from envtune.bfcl.arguments import check_arguments, signature
 from envtune.feedback.core import FeedbackContext, hint_rule
-
-# BFCL doc type -> (Python types accepted, words for the hint)
-_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "string": ((str,), "a string"),
-    "integer": ((int,), "an integer"),
-    "float": ((int, float), "a number"),
-    "number": ((int, float), "a number"),
-    "boolean": ((bool,), "a boolean (true or false)"),
-    "array": ((list, tuple), "a list"),
-    "tuple": ((list, tuple), "a list"),
-    "dict": ((dict,), "an object"),
-}
-
-
-def _type_problem(value: Any, schema: dict) -> str | None:
-    """What is wrong with a value's type against its schema (None if it fits)."""
-    expected = _TYPES.get(schema.get("type", "any"))
-    if expected is None:
-        return None
-    types, words = expected
-    if isinstance(value, bool) and bool not in types:
-        return f"must be {words}, not a boolean"
-    if not isinstance(value, types):
-        return f"must be {words}, not {type(value).__name__} {value!r}"
-    if isinstance(value, (list, tuple)) and "items" in schema:
-        for item in value:
-            problem = _type_problem(item, schema["items"])
-            if problem:
-                return f"must be a list whose items {problem.removeprefix('must be ')}"
-    return None
-
-
-def _signature(doc: dict) -> str:
-    properties = doc.get("parameters", {}).get("properties", {})
-    required = set(doc.get("parameters", {}).get("required", []))
-    parts = [f"{name}{'' if name in required else '?'}: {spec.get('type', 'any')}" for name, spec in properties.items()]
-    return f"{doc['name']}({', '.join(parts)})"
 
 
 @hint_rule("schema.unparseable_call", "format_mismatch", r".")
@@ -62,61 +25,49 @@ def unknown_tool(context: FeedbackContext, match) -> str | None:
     if call.name in context.held_out:
         return (f"The tool '{call.name}' is not available yet. Do not call it; tell the user that this "
                 "function is missing, or solve the request with the tools you have.")
-    close = difflib.get_close_matches(call.name, list(context.tool_docs), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(call.name), list(context.tool_docs), n=3, cutoff=0.5)
     suggestion = f" Did you mean: {', '.join(close)}?" if close else " Check the tool list for the exact name."
     return f"There is no tool named '{call.name}'.{suggestion}"
 
 
+def _problems(context: FeedbackContext):
+    doc = context.doc()
+    return (doc, check_arguments(doc, context.arguments)) if doc is not None else (None, None)
+
+
 @hint_rule("schema.unexpected_argument", "parameter_constraint", r".")
 def unexpected_argument(context: FeedbackContext, match) -> str | None:
-    doc = context.doc()
-    if doc is None:
+    doc, problems = _problems(context)
+    if not problems or not problems.unexpected:
         return None
-    properties = doc.get("parameters", {}).get("properties", {})
-    unexpected = [name for name in context.arguments if name not in properties]
-    if not unexpected:
-        return None
-    names = ", ".join(f"'{name}'" for name in unexpected)
-    return f"'{doc['name']}' takes no argument {names}. Use only the documented arguments: {_signature(doc)}."
+    names = ", ".join(f"'{name}'" for name in problems.unexpected)
+    return f"'{doc['name']}' takes no argument {names}. Use only the documented arguments: {signature(doc)}."
 
 
 @hint_rule("schema.missing_argument", "parameter_constraint", r".")
 def missing_argument(context: FeedbackContext, match) -> str | None:
-    doc = context.doc()
-    if doc is None:
+    doc, problems = _problems(context)
+    if not problems or not problems.missing:
         return None
-    required = doc.get("parameters", {}).get("required", [])
-    missing = [name for name in required if name not in context.arguments]
-    if not missing:
-        return None
-    names = ", ".join(f"'{name}'" for name in missing)
-    return (f"'{doc['name']}' is missing the required argument {names}. Its signature is {_signature(doc)}; "
+    names = ", ".join(f"'{name}'" for name in problems.missing)
+    return (f"'{doc['name']}' is missing the required argument {names}. Its signature is {signature(doc)}; "
             "if you do not know the value, find it with another tool or ask the user.")
 
 
 @hint_rule("schema.wrong_type", "format_mismatch", r".")
 def wrong_type(context: FeedbackContext, match) -> str | None:
-    doc = context.doc()
-    if doc is None:
+    doc, problems = _problems(context)
+    if not problems or not problems.wrong_type:
         return None
-    properties = doc.get("parameters", {}).get("properties", {})
-    for name, value in context.arguments.items():
-        if name in properties:
-            problem = _type_problem(value, properties[name])
-            if problem:
-                return f"Argument '{name}' of '{doc['name']}' {problem}. Call it again with a value of the right type."
-    return None
+    name, problem = next(iter(problems.wrong_type.items()))
+    return f"Argument '{name}' of '{doc['name']}' {problem}. Call it again with a value of the right type."
 
 
 @hint_rule("schema.outside_enum", "parameter_constraint", r".")
 def outside_enum(context: FeedbackContext, match) -> str | None:
-    doc = context.doc()
-    if doc is None:
+    doc, problems = _problems(context)
+    if not problems or not problems.outside_enum:
         return None
-    properties = doc.get("parameters", {}).get("properties", {})
-    for name, value in context.arguments.items():
-        allowed = properties.get(name, {}).get("enum")
-        if allowed and value not in allowed:
-            choices = ", ".join(repr(choice) for choice in allowed)
-            return f"Argument '{name}' of '{doc['name']}' must be one of {choices}; {value!r} is not allowed."
-    return None
+    name, allowed = next(iter(problems.outside_enum.items()))
+    choices = ", ".join(repr(choice) for choice in allowed)
+    return f"Argument '{name}' of '{doc['name']}' must be one of {choices}; {context.arguments[name]!r} is not allowed."
