@@ -7,6 +7,8 @@ import sys
 
 from envtune import __version__
 from envtune.bfcl import cli as bfcl_cli
+from envtune.env import cli as env_cli
+from envtune.feedback import cli as feedback_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envtune {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bfcl_cli.register(commands)
+    env_cli.register(commands)
+    feedback_cli.register(commands)
     return parser
 
 

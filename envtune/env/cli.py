@@ -1,0 +1,134 @@
+"""`envtune play` and `envtune replay`: episodes for people to try and to check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from envtune.bfcl.release import RELEASES
+from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
+from envtune.bfcl.tasks import task_index
+from envtune.env.episode import FEEDBACK_MODES, Episode, EpisodeConfig
+from envtune.env.oracle import replay
+from envtune.env.prompts import PROMPT_VARIANTS
+from envtune.env.rewards import REWARDS
+
+SCRIPT_SEPARATOR = "---"
+
+
+def _episode_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=FEEDBACK_MODES, default="standard", help="feedback mode (default: standard)")
+    parser.add_argument("--prompt", choices=PROMPT_VARIANTS, default="basic", help="system prompt variant")
+    parser.add_argument("--max-steps", type=int, default=5, help="replies allowed per turn (default: 5; BFCL uses 20)")
+    parser.add_argument("--block-held-out-tools", action="store_true", help="hide held-out tools until their turn")
+    parser.add_argument("--release", choices=sorted(RELEASES), default=None, help="pinned bfcl-eval release")
+
+
+def _config(args: argparse.Namespace, protocol: str = "envtune") -> EpisodeConfig:
+    return EpisodeConfig(
+        feedback=args.mode, prompt=args.prompt, protocol=protocol,
+        max_steps_per_turn=args.max_steps, block_held_out_tools=args.block_held_out_tools,
+    )
+
+
+def read_script(path: str) -> list[str]:
+    """Scripted replies: a JSON list of strings, or plain text with replies separated by `---` lines."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".json"):
+        replies = json.loads(text)
+        if not isinstance(replies, list) or not all(isinstance(reply, str) for reply in replies):
+            raise ValueError(f"{path}: a .json script must be a list of reply strings")
+        return replies
+    replies, current = [], []
+    for line in text.splitlines():
+        if line.strip() == SCRIPT_SEPARATOR:
+            replies.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    if any(line.strip() for line in current):
+        replies.append("\n".join(current))
+    return replies
+
+
+def _typed_replies() -> Iterator[str]:
+    """Replies typed in the terminal: several lines, ended by a line with a single '.' (or EOF)."""
+    while True:
+        print("\nassistant (end with a line '.', Ctrl-D to stop)>", flush=True)
+        lines = []
+        for line in sys.stdin:
+            if line.rstrip("\n") == ".":
+                break
+            lines.append(line.rstrip("\n"))
+        else:
+            if lines:
+                yield "\n".join(lines)
+            return
+        yield "\n".join(lines)
+
+
+def _show(role: str, content: str) -> None:
+    print(f"\n[{role}]\n{content}")
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    tasks = task_index(args.release)
+    if args.task_id not in tasks:
+        raise ValueError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
+    replies = iter(read_script(args.script)) if args.script else _typed_replies()
+    with Episode(tasks[args.task_id], _config(args, args.protocol)) as episode:
+        for message in episode.reset():
+            content = message["content"] if args.show_system or message["role"] != "system" else (
+                f"(system prompt with {len(episode.tool_docs())} tools: "
+                f"{', '.join(doc['name'] for doc in episode.tool_docs())}; --show-system prints it)"
+            )
+            _show(message["role"], content)
+        verdicts_shown = 0
+        for reply in replies:
+            if args.script:
+                _show("assistant", reply)
+            step = episode.step(reply)
+            for message in step.messages:
+                _show(message["role"] if message["role"] != "tool" else f"tool {message.get('name', '')}", message["content"])
+            for verdict in episode.turn_verdicts[verdicts_shown:]:
+                outcome = "success" if verdict.passed else f"failed: {verdict.reason}"
+                print(f"\n== turn {verdict.turn} closed: {outcome}")
+            verdicts_shown = len(episode.turn_verdicts)
+            if step.done:
+                break
+        state = "finished" if episode.done else f"stopped at turn {episode.turn} of {episode.task.num_turns}"
+        print(f"\nepisode {state}; turn successes {episode.turn_successes}")
+        print("rewards: " + ", ".join(f"{name} {episode.reward(name):.3f}" for name in REWARDS))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    tasks = split_tasks(args.split, args.release) if args.split != "all" else list(task_index(args.release).values())
+    config = _config(args)
+    outcomes = [replay(task, config) for task in tqdm(tasks, desc=f"oracle ({args.mode})", unit="task", disable=None)]
+    failed = [outcome for outcome in outcomes if outcome.progress != 1.0]
+    for outcome in failed:
+        print(f"FAIL {outcome.task_id}: progress {outcome.progress:.2f}; " + "; ".join(outcome.failures))
+    print(f"{len(outcomes) - len(failed)}/{len(outcomes)} tasks reach progress 1.0 "
+          f"(split {args.split}, {args.mode} feedback, oracle in the envtune protocol)")
+    return 1 if failed else 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("play", help="play one episode in the terminal (or from a script)")
+    parser.add_argument("task_id", help="e.g. multi_turn_base_0")
+    parser.add_argument("--script", help="replies from a file: a JSON list, or text separated by '---' lines")
+    parser.add_argument("--protocol", choices=("envtune", "prompt"), default="envtune", help="reply format (default: envtune)")
+    parser.add_argument("--show-system", action="store_true", help="print the whole system prompt")
+    _episode_options(parser)
+    parser.set_defaults(handler=cmd_play)
+
+    parser = commands.add_parser("replay", help="drive tasks with the ground-truth oracle; every task must reach progress 1.0")
+    parser.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="train", help="tasks to replay (default: train)")
+    _episode_options(parser)
+    parser.set_defaults(handler=cmd_replay)

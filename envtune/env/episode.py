@@ -1,0 +1,234 @@
+"""One BFCL multi-turn task as an episode a chat policy talks to.
+
+    episode = Episode(task, EpisodeConfig(feedback="augmented"))
+    messages = episode.reset()                 # system prompt + first user request
+    while not episode.done:
+        reply = policy(messages)               # {"role": "assistant", "content": ...}
+        messages.append(reply)
+        step = episode.step(reply)             # environment messages to append, done, info
+        messages += step.messages
+    episode.reward()                           # the configured reward of the episode record
+
+Turn rules: a turn closes on an answer (or any non-call reply in the prompt and native protocols)
+or after `max_steps_per_turn` replies, and is then scored with the official per-turn checks. A turn
+whose ground truth is empty (the model should ask or decline) allows one reply: an answer scores 1,
+a tool call scores 0 and is not carried out, and the next request starts with a warning. Held-out
+tools stay hidden until their turn, which announces them with their docs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from envtune.bfcl.arguments import check_arguments
+from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
+from envtune.bfcl.scoring import TurnChecker, TurnVerdict
+from envtune.bfcl.tasks import Task, to_openai_tool
+from envtune.env import prompts
+from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
+from envtune.env.rewards import REWARDS, EpisodeRecord, reward
+from envtune.feedback import augment
+
+FEEDBACK_MODES = ("standard", "augmented")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How an episode talks and scores. Defaults are the curriculum's stage-2 settings, with the
+    paper's 5 steps per turn (the official evaluation allows 20)."""
+
+    feedback: str = "standard"
+    prompt: str = "basic"
+    protocol: str = "envtune"
+    max_steps_per_turn: int = 5
+    reward: str = "progress"
+    block_held_out_tools: bool = False  # True hides them until their turn (the official harness runs them)
+
+    def __post_init__(self):
+        choices = {
+            "feedback": FEEDBACK_MODES, "prompt": prompts.PROMPT_VARIANTS,
+            "protocol": PROTOCOLS, "reward": tuple(REWARDS),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; choose from {', '.join(allowed)}")
+        if not isinstance(self.max_steps_per_turn, int) or self.max_steps_per_turn < 1:
+            raise ValueError(f"max_steps_per_turn must be a positive integer, not {self.max_steps_per_turn!r}")
+
+
+@dataclass
+class StepResult:
+    messages: list[Message]  # environment messages to append after the assistant's reply
+    done: bool
+    info: dict[str, Any]
+
+
+@dataclass
+class _Counters:
+    responses: int = 0
+    format_violations: int = 0
+    valid_calls: int = 0
+    invalid_calls: int = 0
+    hints: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Episode:
+    """An independent episode over its own backends; `close()` (or `with`) frees them."""
+
+    def __init__(self, task: Task, config: EpisodeConfig = EpisodeConfig(), limits: CallLimits = DEFAULT_LIMITS):
+        self.task = task
+        self.config = config
+        self.checker = TurnChecker(task, limits)
+        self.turn = 0
+        self.step_in_turn = 0
+        self.done = False
+        self.turn_verdicts: list[TurnVerdict] = []
+        self.turn_successes: list[bool] = []
+        self.counters = _Counters()
+        self._called_when_asking = False
+        self._hidden = {name for names in task.held_out_tools.values() for name in names}
+        if config.block_held_out_tools:
+            self.checker.model.hide(self._hidden)
+
+    # ----- what the policy sees -------------------------------------------------------------
+    def tool_docs(self) -> list[dict]:
+        """Tools available at the current turn (BFCL doc form)."""
+        return self.task.tool_docs(self.turn)
+
+    def tools(self) -> list[dict]:
+        """Tools available at the current turn in OpenAI form (for chat templates and APIs)."""
+        return [to_openai_tool(doc) for doc in self.tool_docs()]
+
+    def reset(self) -> list[Message]:
+        """The opening messages: the system prompt with the first turn's tools, and the first request."""
+        system = prompts.system_prompt(self.config.protocol, self.config.prompt, self.task.tool_docs(0))
+        return [{"role": "system", "content": system}, *self._turn_messages()]
+
+    def _turn_messages(self) -> list[Message]:
+        returning = self.task.held_out_tools.get(self.turn, ())
+        if returning:
+            docs = [doc for doc in self.tool_docs() if doc["name"] in returning]
+            messages = [{"role": "user", "content": prompts.new_tools_message(docs)}]
+        else:
+            messages = [dict(message) for message in self.task.turns[self.turn]]
+        if self._called_when_asking:
+            messages[0]["content"] = f"{prompts.CALLED_WHEN_ASKING}\n\n{messages[0]['content']}"
+            self._called_when_asking = False
+        return messages
+
+    # ----- one assistant reply -------------------------------------------------------------
+    def step(self, message: Message | str) -> StepResult:
+        """Feed one assistant reply; get the environment's messages, whether the episode is done,
+        and the info record."""
+        if self.done:
+            raise RuntimeError(f"episode {self.task.id} is done; start a new one")
+        if isinstance(message, str):
+            message = {"role": "assistant", "content": message}
+        response = parse(self.config.protocol, message)
+        self.counters.responses += 1
+        self.step_in_turn += 1
+        if response.kind == "invalid":
+            self.counters.format_violations += 1
+        self._count_calls(response)
+
+        if not self.task.ground_truth[self.turn]:
+            return self._reply_to_ask_turn(response)
+        messages: list[Message] = []
+        if response.kind == "invalid":
+            messages.append({"role": "user", "content": prompts.format_error(self.config.protocol, response.error)})
+        elif response.kind == "calls":
+            messages += self._run_calls(response)
+        if response.kind == "answer" or self.step_in_turn >= self.config.max_steps_per_turn:
+            messages += self._close_turn(self.checker.finish_turn())
+        return StepResult(messages, self.done, self.info())
+
+    def _reply_to_ask_turn(self, response: ParsedResponse) -> StepResult:
+        """Turns with empty ground truth: one reply, an answer scores 1, calls score 0 unexecuted."""
+        if response.kind == "calls":
+            self._called_when_asking = True
+        self.checker.finish_turn()  # runs the (empty) ground truth, keeping the checker in step
+        answered = response.kind == "answer"
+        verdict = TurnVerdict(
+            self.turn, checked=False, passed=answered,
+            reason=None if answered else f"turn {self.turn} needed an answer (ask or decline), got a {response.kind} reply",
+        )
+        return StepResult(self._close_turn(verdict), self.done, self.info())
+
+    def _count_calls(self, response: ParsedResponse) -> None:
+        docs = {doc["name"]: doc for doc in self.tool_docs()}
+        for call in response.calls:
+            described = self.checker.model.describe(call)
+            doc = docs.get(described.name) if described else None
+            if doc is not None and not check_arguments(doc, described.arguments):
+                self.counters.valid_calls += 1
+            else:
+                self.counters.invalid_calls += 1
+
+    def _run_calls(self, response: ParsedResponse) -> list[Message]:
+        results = self.checker.run_step(list(response.calls))
+        if self.config.feedback == "augmented":
+            docs = {doc["name"]: doc for doc in self.tool_docs()}
+            held_out = {
+                name: turn for turn, names in self.task.held_out_tools.items() if turn > self.turn for name in names
+            }
+            shown = []
+            for call, result in zip(response.calls, results):
+                text, hint = augment(self.checker.model, call, result, docs, held_out)
+                if hint is not None:
+                    self.counters.hints.append({"turn": self.turn, "step": self.step_in_turn, "kind": hint.kind})
+                shown.append(text)
+            results = shown
+        return result_messages(self.config.protocol, response, results, prompts.REMINDER[self.config.protocol])
+
+    def _close_turn(self, verdict: TurnVerdict) -> list[Message]:
+        self.turn_verdicts.append(verdict)
+        self.turn_successes.append(verdict.passed)
+        self.turn += 1
+        self.step_in_turn = 0
+        if self.turn >= self.task.num_turns:
+            self.done = True
+            return []
+        if self.config.block_held_out_tools:
+            self.checker.model.reveal(self.task.held_out_tools.get(self.turn, ()))
+        return self._turn_messages()
+
+    # ----- records -------------------------------------------------------------------------
+    @property
+    def record(self) -> EpisodeRecord:
+        return EpisodeRecord(
+            num_turns=self.task.num_turns,
+            turn_successes=tuple(self.turn_successes),
+            responses=self.counters.responses,
+            format_violations=self.counters.format_violations,
+            valid_calls=self.counters.valid_calls,
+            invalid_calls=self.counters.invalid_calls,
+        )
+
+    def reward(self, name: str | None = None) -> float:
+        """The configured reward (or `name`) of the episode so far; unreached turns count 0."""
+        return reward(name or self.config.reward, self.record)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task.id,
+            "turn": self.turn,
+            "step": self.step_in_turn,
+            "done": self.done,
+            "turn_verdicts": [asdict(verdict) for verdict in self.turn_verdicts],
+            "turn_successes": list(self.turn_successes),
+            "responses": self.counters.responses,
+            "format_violations": self.counters.format_violations,
+            "valid_calls": self.counters.valid_calls,
+            "invalid_calls": self.counters.invalid_calls,
+            "hints": list(self.counters.hints),
+        }
+
+    def close(self) -> None:
+        self.checker.close()
+
+    def __enter__(self) -> "Episode":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

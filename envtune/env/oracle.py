@@ -1,0 +1,45 @@
+"""A scripted oracle that plays an episode with the ground truth, to check the environment itself.
+
+Per turn it sends every ground-truth call in one envtune-protocol step, then answers; on turns whose
+ground truth is empty it answers at once. Driving every task this way must reach progress 1.0 in
+both feedback modes: anything less is a bug in the episode, the executor or the checker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from envtune.bfcl.tasks import Task
+from envtune.env.episode import Episode, EpisodeConfig
+
+ANSWER = "<think>The request is handled.</think><answer>Done.</answer>"
+
+
+def oracle_reply(episode: Episode) -> str:
+    """The oracle's next reply in the envtune protocol."""
+    calls = episode.task.ground_truth[episode.turn]
+    if not calls or episode.step_in_turn > 0:
+        return ANSWER
+    structured = [episode.checker.model.describe(call) for call in calls]
+    payload = json.dumps([{"name": call.name, "arguments": call.arguments} for call in structured])
+    return f"<think>Run the calls this request needs.</think><tool_call>{payload}</tool_call>"
+
+
+@dataclass(frozen=True)
+class OracleOutcome:
+    task_id: str
+    progress: float
+    failures: tuple[str, ...]  # reasons of the turns that did not succeed
+
+
+def replay(task: Task, config: EpisodeConfig) -> OracleOutcome:
+    """Play one task with the oracle and report its progress and any failed turn."""
+    with Episode(task, config) as episode:
+        episode.reset()
+        while not episode.done:
+            episode.step(oracle_reply(episode))
+        failures = tuple(
+            f"turn {verdict.turn}: {verdict.reason}" for verdict in episode.turn_verdicts if not verdict.passed
+        )
+        return OracleOutcome(task.id, episode.reward("progress"), failures)

@@ -1,0 +1,47 @@
+"""`envtune feedback coverage`: how much of the error surface the augmented layer explains."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from envtune.bfcl.release import RELEASES
+from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
+from envtune.bfcl.tasks import task_index
+from envtune.feedback.coverage import measure
+
+COVERAGE_GOAL = 0.90
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    tasks = split_tasks(args.split, args.release) if args.split != "all" else list(task_index(args.release).values())
+    report = measure(tasks, seed=args.seed)
+    covered = sum(kind.covered for kind in report.kinds.values())
+    print(f"error corpus: {report.calls_tried} erroneous call variants over {len(tasks)} tasks, "
+          f"{report.errors} official errors, {len(report.kinds)} distinct error kinds")
+    print(f"kinds turned into an actionable hint: {covered}/{len(report.kinds)} = {100 * report.covered_share:.1f}% "
+          f"(goal >= {100 * COVERAGE_GOAL:.0f}%); erroneous calls with a hint: {100 * report.hinted_share:.1f}%")
+    print(f"leaks (hints holding a ground-truth value the model has not seen): {len(report.leaks)}")
+    uncovered = sorted((kind for kind in report.kinds.values() if not kind.covered), key=lambda k: -k.occurrences)
+    for kind in uncovered[: args.show]:
+        print(f"  no hint ({kind.occurrences - kind.hinted}/{kind.occurrences}): {kind.kind[:160]}")
+    for leak in report.leaks[: args.show]:
+        print(f"  LEAK {leak.task_id}: {leak.call[:80]} -> {leak.values}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        print(f"full report written to {args.json}")
+    return 0 if report.covered_share >= COVERAGE_GOAL and not report.leaks else 1
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    feedback = commands.add_parser("feedback", help="the augmented-feedback layer")
+    sub = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
+    parser = sub.add_parser("coverage", help="measure hint coverage and leaks on a corpus of erroneous calls")
+    parser.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="all", help="tasks to mutate (default: all 800)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show", type=int, default=15, help="how many uncovered kinds and leaks to list")
+    parser.add_argument("--json", metavar="PATH", help="also write the full report (every kind with an example)")
+    parser.add_argument("--release", choices=sorted(RELEASES), default=None)
+    parser.set_defaults(handler=cmd_coverage)
