@@ -7,8 +7,14 @@ import sys
 
 from envtune import __version__
 from envtune.bfcl import cli as bfcl_cli
+from envtune.bfcl.release import BfclReleaseError
 from envtune.env import cli as env_cli
 from envtune.feedback import cli as feedback_cli
+
+
+# Bad input or environment (a missing file, a malformed line, an unknown id, no cached release):
+# one clear line and exit status 2, never a traceback. ResultsFileError is a ValueError.
+USER_ERRORS = (BfclReleaseError, OSError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
-    except bfcl_cli.CLI_ERRORS as error:
+    except USER_ERRORS as error:
         print(f"envtune: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

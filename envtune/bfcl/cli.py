@@ -10,15 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from envtune.bfcl.release import DEFAULT_RELEASE, RELEASES, BfclReleaseError, fetch, resolve_release
-from envtune.bfcl.results import ResultsFileError, read_results
+from envtune.bfcl.release import DEFAULT_RELEASE, RELEASES, fetch, resolve_release
+from envtune.bfcl.results import read_results
 from envtune.bfcl.scoring import score_entry, summarize
 from envtune.bfcl.splits import SEED, SPLIT_NAMES, check_manifest, generate_splits, split_ids, write_manifest
 from envtune.bfcl.tasks import CATEGORIES, task_index
-
-# Errors that come from bad input or environment, printed without a traceback by the top-level CLI.
-CLI_ERRORS = (BfclReleaseError, ResultsFileError, FileNotFoundError, ValueError)
-
 
 def _add_release_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

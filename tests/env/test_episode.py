@@ -1,0 +1,220 @@
+"""Episode turn rules, feedback modes and independence."""
+
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from envtune.bfcl.executor import ToolSession
+from envtune.bfcl.mutations import mutate_trajectory
+from envtune.bfcl.scoring import score_entry
+from envtune.env import Episode, EpisodeConfig
+from envtune.env.prompts import CALLED_WHEN_ASKING
+from envtune.feedback import HINT_PREFIX
+
+ANSWER = "<think>done</think><answer>Done.</answer>"
+
+
+def call_reply(*calls):
+    payload = [{"name": name, "arguments": arguments} for name, arguments in calls]
+    return f"<think>act</think><tool_call>{json.dumps(payload)}</tool_call>"
+
+
+def ground_truth_reply(episode, calls):
+    structured = [episode.checker.model.describe(call) for call in calls]
+    return call_reply(*[(call.name, call.arguments) for call in structured])
+
+
+def test_reset_shows_tools_and_the_first_request(tasks):
+    task = tasks["multi_turn_miss_func_0"]
+    with Episode(task) as episode:
+        system, first = episode.reset()
+    assert system["role"] == "system" and '"name": "mkdir"' in system["content"]
+    assert '"name": "sort"' not in system["content"]  # held out until turn 3
+    assert first == {"role": "user", "content": task.turns[0][0]["content"]}
+
+
+def test_an_answer_closes_the_turn_and_the_next_request_follows(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task) as episode:
+        episode.reset()
+        step = episode.step(ground_truth_reply(episode, task.ground_truth[0]))
+        assert not step.done and step.info["turn"] == 0 and step.messages[0]["content"].startswith("<tool_response>")
+        step = episode.step(ANSWER)
+        assert step.messages == [{"role": "user", "content": task.turns[1][0]["content"]}]
+        assert step.info["turn_successes"] == [True] and step.info["turn"] == 1
+
+
+def test_standard_feedback_carries_official_results_byte_for_byte(tasks):
+    task = tasks["multi_turn_base_0"]
+    calls = [("cd", {"folder": "document"}), ("cat", {"file_name": "missing.txt"}), ("mkdir", {"dir_name": "a/b"})]
+    with Episode(task) as episode, ToolSession.for_task(task) as reference:
+        episode.reset()
+        content = episode.step(call_reply(*calls)).messages[0]["content"]
+        expected = [reference.execute(f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})") for name, args in calls]
+    lines = content.split("\n")[1:4]
+    assert lines == [f"[{number}] {name}: {result}" for number, ((name, _), result) in enumerate(zip(calls, expected), 1)]
+    assert HINT_PREFIX not in content
+
+
+def test_augmented_feedback_adds_hints_without_changing_anything_else(tasks):
+    task = tasks["multi_turn_base_0"]
+    replies = [call_reply(("cd", {"folder": "document/x"}), ("cat", {"file_name": "nope.txt"}), ("cd", {"folder": "document"})), ANSWER]
+    runs = {}
+    for mode in ("standard", "augmented"):
+        with Episode(task, EpisodeConfig(feedback=mode)) as episode:
+            episode.reset()
+            messages = [episode.step(reply).messages for reply in replies]
+            runs[mode] = (messages, episode.checker.model.state(), episode.info())
+    standard, augmented = runs["standard"], runs["augmented"]
+    assert standard[1] == augmented[1]  # same environment state
+    assert standard[2]["turn_successes"] == augmented[2]["turn_successes"]
+    standard_lines = standard[0][0][0]["content"].split("\n")
+    augmented_lines = [line for line in augmented[0][0][0]["content"].split("\n") if not line.startswith(HINT_PREFIX)]
+    assert standard_lines == augmented_lines
+    assert augmented[0][0][0]["content"].count(HINT_PREFIX) == 2
+    assert [hint["kind"].split(".")[0] for hint in augmented[2]["hints"]] == ["file_system", "file_system"]
+    assert standard[2]["hints"] == []
+
+
+def test_a_format_error_counts_as_a_step_and_runs_nothing(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task) as episode:
+        episode.reset()
+        step = episode.step("I will look at the files now.")
+        assert step.messages[0]["content"].startswith("Your last reply could not be read: Text outside the tags")
+        assert (step.info["step"], step.info["format_violations"], step.info["turn"]) == (1, 1, 0)
+
+
+def test_the_step_limit_closes_the_turn(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task, EpisodeConfig(max_steps_per_turn=2)) as episode:
+        episode.reset()
+        episode.step(call_reply(("ls", {})))
+        step = episode.step(call_reply(("pwd", {})))
+        assert step.info["turn"] == 1 and step.info["turn_successes"] == [False]
+        assert step.messages[0]["content"].startswith("<tool_response>")  # results of the last step still shown
+        assert step.messages[-1] == {"role": "user", "content": task.turns[1][0]["content"]}
+
+
+@pytest.mark.parametrize("protocol, reply", [("prompt", "I cannot find it."), ("native", {"role": "assistant", "content": "I cannot find it."})])
+def test_a_non_call_reply_closes_the_turn(tasks, protocol, reply):
+    with Episode(tasks["multi_turn_base_0"], EpisodeConfig(protocol=protocol)) as episode:
+        episode.reset()
+        assert episode.step(reply).info["turn_successes"] == [False]
+
+
+def ask_turn_task(tasks):
+    return tasks["multi_turn_miss_param_0"]
+
+
+def test_an_ask_turn_rewards_an_answer(tasks):
+    task = ask_turn_task(tasks)
+    turn = task.ground_truth.index(())
+    with Episode(task) as episode:
+        episode.reset()
+        for calls in task.ground_truth[:turn]:
+            episode.step(ground_truth_reply(episode, calls))
+            episode.step(ANSWER)
+        step = episode.step("<think>the value is missing</think><answer>Which one do you mean?</answer>")
+        assert step.info["turn_successes"][turn] is True
+        assert CALLED_WHEN_ASKING not in step.messages[0]["content"]
+
+
+def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(tasks):
+    task = ask_turn_task(tasks)
+    turn = task.ground_truth.index(())
+    with Episode(task) as episode:
+        episode.reset()
+        for calls in task.ground_truth[:turn]:
+            episode.step(ground_truth_reply(episode, calls))
+            episode.step(ANSWER)
+        before = episode.checker.model.state()
+        step = episode.step(ground_truth_reply(episode, task.ground_truth[turn + 1]))
+        assert step.info["turn_successes"][turn] is False
+        assert episode.checker.model.state() == before
+        assert step.messages[0]["content"].startswith(CALLED_WHEN_ASKING)
+
+
+def test_held_out_tools_are_announced_at_their_turn(tasks):
+    task = tasks["multi_turn_miss_func_0"]
+    (back_at, names), = task.held_out_tools.items()
+    config = EpisodeConfig(feedback="augmented", block_held_out_tools=True)
+    with Episode(task, config) as episode:
+        episode.reset()
+        early = episode.step(call_reply(("sort", {"file_name": "final_report.pdf"}))).messages[0]["content"]
+        assert "name 'sort' is not defined" in early and "is not available yet" in early
+        episode.step(ANSWER)
+        while episode.turn < back_at:
+            step = episode.step(ANSWER)
+        announcement = step.messages[0]["content"]
+        assert announcement.startswith("New tools are available") and '"name": "sort"' in announcement
+        assert "sort" in [tool["function"]["name"] for tool in episode.tools()]
+
+
+def test_the_episode_ends_after_the_last_turn(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task) as episode:
+        episode.reset()
+        for _ in range(task.num_turns):
+            step = episode.step(ANSWER)
+        assert step.done and step.messages == [] and len(step.info["turn_verdicts"]) == task.num_turns
+        with pytest.raises(RuntimeError, match="is done"):
+            episode.step(ANSWER)
+
+
+def test_bad_configs_name_the_value():
+    with pytest.raises(ValueError, match="feedback='hints' is not valid; choose from standard, augmented"):
+        EpisodeConfig(feedback="hints")
+    with pytest.raises(ValueError, match="max_steps_per_turn must be a positive integer, not 0"):
+        EpisodeConfig(max_steps_per_turn=0)
+
+
+def drive(task, trajectory, max_steps=20):
+    """Play a decoded trajectory through an episode: each step a reply, then an answer per turn."""
+    with Episode(task, EpisodeConfig(max_steps_per_turn=max_steps)) as episode:
+        episode.reset()
+        for calls_per_step in trajectory:
+            for calls in calls_per_step:
+                episode.step(ground_truth_reply(episode, calls))
+            if not episode.done:
+                episode.step(ANSWER)
+        return [verdict.passed for verdict in episode.turn_verdicts]
+
+
+def test_turn_verdicts_equal_the_official_per_turn_checks(tasks):
+    """Mutated trajectories through the episode give the per-turn verdicts of `score_entry`."""
+    compared = 0
+    for index, task in enumerate(list(tasks.values())[::8]):
+        kind, trajectory = mutate_trajectory(task, random.Random(index))
+        if len(trajectory) != task.num_turns or any(steps and not truth for steps, truth in zip(trajectory, task.ground_truth)):
+            continue  # force-terminated, or calls where the episode allows none
+        with ToolSession.for_task(task) as session:
+            bound = [[[session.describe(call).to_python() for call in step] for step in turn] for turn in trajectory]
+        official = score_entry(task, bound, all_turns=True)
+        expected = [verdict.passed for verdict in official.turns]
+        ask_turns = [not truth for truth in task.ground_truth]
+        got = drive(task, trajectory)
+        assert [g for g, ask in zip(got, ask_turns) if not ask] == [e for e, ask in zip(expected, ask_turns) if not ask], (task.id, kind)
+        compared += 1
+    assert compared > 40
+
+
+def test_episodes_run_concurrently_without_sharing_state(tasks):
+    chosen = [tasks[f"multi_turn_base_{index}"] for index in range(12)]
+
+    def oracle(task):
+        with Episode(task, EpisodeConfig(feedback="augmented")) as episode:
+            episode.reset()
+            for calls in task.ground_truth:
+                if calls:
+                    episode.step(ground_truth_reply(episode, calls))
+                episode.step(ANSWER)
+            return task.id, episode.reward(), episode.checker.model.state()
+
+    sequential = [oracle(task) for task in chosen]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(oracle, chosen * 2))
+    assert all(reward == 1.0 for _, reward, _ in concurrent)
+    assert concurrent[: len(chosen)] == sequential and concurrent[len(chosen):] == sequential
