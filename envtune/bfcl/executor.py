@@ -202,6 +202,7 @@ class ToolSession:
         self.limits = limits
         self.instances: dict[str, Any] = {}
         self._tools: dict[str, tuple[str, Callable]] = {}
+        self._hidden: set[str] = set()
         for class_name in involved_classes:
             cls = backend_class(class_name, release)
             instance = cls()
@@ -221,11 +222,19 @@ class ToolSession:
 
     @property
     def tool_names(self) -> list[str]:
-        return list(self._tools)
+        """Tools that can be called now (hidden ones excluded)."""
+        return [name for name in self._tools if name not in self._hidden]
+
+    def hide(self, names: Iterable[str]) -> None:
+        """Make tools behave as if they did not exist (held-out tools before their turn)."""
+        self._hidden.update(names)
+
+    def reveal(self, names: Iterable[str]) -> None:
+        self._hidden.difference_update(names)
 
     def owner(self, tool: str) -> tuple[str, Any] | None:
-        """The class name and instance that provide `tool`, or None for an unknown tool."""
-        if tool not in self._tools:
+        """The class name and instance that provide `tool`, or None for an unknown or hidden tool."""
+        if tool not in self._tools or tool in self._hidden:
             return None
         class_name = self._tools[tool][0]
         return class_name, self.instances[class_name]
@@ -238,12 +247,27 @@ class ToolSession:
             raise CallError("a tool call needs a string name")
         if call.name in REFUSED_NAMES:
             raise CallError(f"Function call {call.name} is not allowed.")
-        if call.name not in self._tools:
+        if call.name not in self._tools or call.name in self._hidden:
             raise CallError(f"name '{call.name}' is not defined")
         if isinstance(call, ToolCall):
             check_tool_call(call, self.limits)
             return call
         return ToolCall(call.name, bind_arguments(self._tools[call.name][1], call))
+
+    def describe(self, call: str | ParsedCall | ToolCall) -> ToolCall | None:
+        """The call as name + keyword arguments even when it cannot run (unknown tool, bad
+        positional arguments); None when it does not parse at all. Used to explain failures."""
+        if isinstance(call, ToolCall):
+            return call
+        if not isinstance(call, ParsedCall):
+            try:
+                call = parse_call(call, self.limits)
+            except (CallError, TypeError):
+                return None
+        try:
+            return self.to_tool_call(call)
+        except CallError:
+            return ToolCall(call.name, dict(call.kwargs))
 
     def execute(self, call: str | ParsedCall | ToolCall) -> str:
         """Run one call and return its official result string (errors included, never raised)."""

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from envtune.bfcl.calls import CallError, ParsedCall, ToolCall, parse_call
+from envtune.bfcl.calls import ParsedCall, ToolCall
 from envtune.bfcl.executor import ERROR_PREFIX, ToolSession
 
 CATEGORIES = (
@@ -122,20 +122,6 @@ def render(result: str, hint: Hint | None) -> str:
     return result if hint is None else f"{result}\n{HINT_PREFIX}{hint.text}"
 
 
-def _as_tool_call(session: ToolSession, call: str | ParsedCall | ToolCall) -> ToolCall | None:
-    """The call as name + keyword arguments, even for an unknown tool; None if it does not parse."""
-    if isinstance(call, ToolCall):
-        return call
-    try:
-        parsed = call if isinstance(call, ParsedCall) else parse_call(call, session.limits)
-    except (CallError, TypeError):
-        return None
-    try:
-        return session.to_tool_call(parsed)
-    except CallError:
-        return ToolCall(parsed.name, dict(parsed.kwargs))
-
-
 def augment(
     session: ToolSession,
     call: str | ParsedCall | ToolCall,
@@ -150,7 +136,7 @@ def augment(
     error = error_message(result)
     if error is None:
         return result, None
-    tool_call = _as_tool_call(session, call)
+    tool_call = session.describe(call)
     owner = session.owner(tool_call.name) if tool_call and isinstance(tool_call.name, str) else None
     context = FeedbackContext(
         call=tool_call, result=result, error=error,
