@@ -1,5 +1,5 @@
 # `make demo` and `make test` create (or reuse) .venv, install what they need and fetch the
-# pinned BFCL release into the user cache (a no-op once it is there).
+# pinned BFCL releases into the user cache (a no-op once they are there).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,9 @@ demo: fetch
 	$(BIN)/envtune bfcl verify
 	$(BIN)/envtune bfcl verify --release 2025.6.8
 	$(BIN)/envtune bfcl score examples/sample_results.jsonl --json runs/demo/verdicts.json
+	$(BIN)/envtune replay --split val --mode augmented
+	$(BIN)/envtune play multi_turn_base_0 --mode augmented --script examples/play_script.txt
+	$(BIN)/envtune feedback coverage --show 5
 
 test: fetch
 	$(BIN)/python -m pytest -q

@@ -64,7 +64,7 @@ def main() -> None:
     timings = {side: SideTimings(side) for side in SIDES}
     passed: dict[str, int] = {}
     disagreements: set[str] = set()
-    with tqdm(total=args.rounds * len(SIDES), desc="runs", unit="run", leave=False) as progress:
+    with tqdm(total=args.rounds * len(SIDES), desc="runs", unit="run", leave=False, disable=None) as progress:
         for round_index in range(args.rounds):
             order = SIDES if round_index % 2 == 0 else SIDES[::-1]
             verdicts = {}

@@ -1,15 +1,17 @@
-"""The README's Python example runs as written and prints what its comments say."""
+"""The README's Python examples run as written and print what their comments say."""
 
 import re
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_python_example_prints_what_it_promises():
-    example = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+@pytest.mark.parametrize("example", re.findall(r"```python\n(.*?)```", README.read_text(), re.S))
+def test_python_examples_print_what_they_promise(example):
     promised = [
         line.split("# ", 1)[1].strip()
         for line in example.splitlines()

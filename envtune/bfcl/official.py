@@ -100,7 +100,7 @@ def checker_child_loop(args, check: Callable[[dict[str, Any], int], dict[str, An
     if args.progress:
         from tqdm import tqdm
 
-        episodes = tqdm(episodes, desc=label, unit="entry", leave=False)
+        episodes = tqdm(episodes, desc=label, unit="entry", leave=False, disable=None)
     with open(args.out_path, "w", encoding="utf-8") as out:
         rss_start_kb = resident_kb()
         start = time.perf_counter()

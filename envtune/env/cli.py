@@ -76,6 +76,14 @@ def _show(role: str, content: str) -> None:
     print(f"\n[{role}]\n{content}")
 
 
+def _describe(verdict) -> str:
+    if verdict.passed:
+        return f"turn {verdict.turn} closed: success"
+    details = [f"differs: {', '.join(verdict.state_differences)}"] if verdict.state_differences else []
+    details += [f"missing results: {len(verdict.missing_results)}"] if verdict.missing_results else []
+    return f"turn {verdict.turn} closed: failed: {verdict.reason}" + (f" ({'; '.join(details)})" if details else "")
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     tasks = task_index(args.release)
     if args.task_id not in tasks:
@@ -88,17 +96,16 @@ def cmd_play(args: argparse.Namespace) -> int:
                 f"{', '.join(doc['name'] for doc in episode.tool_docs())}; --show-system prints it)"
             )
             _show(message["role"], content)
-        verdicts_shown = 0
         for reply in replies:
             if args.script:
                 _show("assistant", reply)
             step = episode.step(reply)
-            for message in step.messages:
+            for message in step.feedback:
                 _show(message["role"] if message["role"] != "tool" else f"tool {message.get('name', '')}", message["content"])
-            for verdict in episode.turn_verdicts[verdicts_shown:]:
-                outcome = "success" if verdict.passed else f"failed: {verdict.reason}"
-                print(f"\n== turn {verdict.turn} closed: {outcome}")
-            verdicts_shown = len(episode.turn_verdicts)
+            if step.closed_turn is not None:
+                print(f"\n== {_describe(step.closed_turn)}")
+            for message in step.request:
+                _show(message["role"], message["content"])
             if step.done:
                 break
         state = "finished" if episode.done else f"stopped at turn {episode.turn} of {episode.task.num_turns}"

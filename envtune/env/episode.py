@@ -59,9 +59,18 @@ class EpisodeConfig:
 
 @dataclass
 class StepResult:
-    messages: list[Message]  # environment messages to append after the assistant's reply
+    """The environment's answer to one reply: `feedback` (tool results or a format error), then,
+    when the reply closed a turn, `request` (the next user turn). Append `messages`, both in order."""
+
+    feedback: list[Message]
+    request: list[Message]
+    closed_turn: TurnVerdict | None  # the verdict of the turn this reply closed, if it closed one
     done: bool
     info: dict[str, Any]
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.feedback + self.request
 
 
 @dataclass
@@ -134,14 +143,14 @@ class Episode:
 
         if not self.task.ground_truth[self.turn]:
             return self._reply_to_ask_turn(response)
-        messages: list[Message] = []
+        feedback: list[Message] = []
         if response.kind == "invalid":
-            messages.append({"role": "user", "content": prompts.format_error(self.config.protocol, response.error)})
+            feedback.append({"role": "user", "content": prompts.format_error(self.config.protocol, response.error)})
         elif response.kind == "calls":
-            messages += self._run_calls(response)
+            feedback += self._run_calls(response)
         if response.kind == "answer" or self.step_in_turn >= self.config.max_steps_per_turn:
-            messages += self._close_turn(self.checker.finish_turn())
-        return StepResult(messages, self.done, self.info())
+            return self._close_turn(self.checker.finish_turn(), feedback)
+        return StepResult(feedback, [], None, self.done, self.info())
 
     def _reply_to_ask_turn(self, response: ParsedResponse) -> StepResult:
         """Turns with empty ground truth: one reply, an answer scores 1, calls score 0 unexecuted."""
@@ -153,7 +162,7 @@ class Episode:
             self.turn, checked=False, passed=answered,
             reason=None if answered else f"turn {self.turn} needed an answer (ask or decline), got a {response.kind} reply",
         )
-        return StepResult(self._close_turn(verdict), self.done, self.info())
+        return self._close_turn(verdict, [])
 
     def _count_calls(self, response: ParsedResponse) -> None:
         docs = {doc["name"]: doc for doc in self.tool_docs()}
@@ -181,17 +190,17 @@ class Episode:
             results = shown
         return result_messages(self.config.protocol, response, results, prompts.REMINDER[self.config.protocol])
 
-    def _close_turn(self, verdict: TurnVerdict) -> list[Message]:
+    def _close_turn(self, verdict: TurnVerdict, feedback: list[Message]) -> StepResult:
         self.turn_verdicts.append(verdict)
         self.turn_successes.append(verdict.passed)
         self.turn += 1
         self.step_in_turn = 0
         if self.turn >= self.task.num_turns:
             self.done = True
-            return []
+            return StepResult(feedback, [], verdict, True, self.info())
         if self.config.block_held_out_tools:
             self.checker.model.reveal(self.task.held_out_tools.get(self.turn, ()))
-        return self._turn_messages()
+        return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
 
     # ----- records -------------------------------------------------------------------------
     @property
