@@ -12,8 +12,10 @@ state_prerequisite, format_mismatch, resource_unavailable.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -24,6 +26,7 @@ CATEGORIES = (
     "dependency_missing", "parameter_constraint", "state_prerequisite", "format_mismatch", "resource_unavailable",
 )
 HINT_PREFIX = "Hint: "
+ENUM_MARKER = "[Enum]:"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,19 @@ class FeedbackContext:
 
     def doc(self, tool: str | None = None) -> dict | None:
         return self.tool_docs.get(tool or (self.call.name if self.call else ""))
+
+    def available(self, *tools: str) -> list[str]:
+        """The tools among `tools` the model can call now (hints only name tools it can use; in
+        missing-function tasks some are held out)."""
+        return [tool for tool in tools if tool in self.tool_docs]
+
+    def documented_choices(self, tool: str, argument: str) -> list[str]:
+        """The values listed after `[Enum]:` in an argument's description (BFCL docs keep most
+        enums there rather than in an `enum` field); empty when the tool or the list is not shown."""
+        doc = self.doc(tool) or {}
+        description = doc.get("parameters", {}).get("properties", {}).get(argument, {}).get("description", "")
+        _, marker, listed = description.partition(ENUM_MARKER)
+        return re.findall(r"[\w-]+", listed) if marker else []
 
 
 @dataclass(frozen=True)
@@ -88,11 +104,30 @@ def hint_rule(kind: str, category: str, pattern: str, tools: Iterable[str] | Non
     return register
 
 
-def error_message(result: str) -> str | None:
+# Tools that report failure without an `error` key: tool -> (status key that is false on failure,
+# key of the reason, if any). Status queries such as `message_get_login_status` are not failures.
+SOFT_FAILURES: dict[str, tuple[str, str | None]] = {
+    "message_login": ("login_status", "message"),
+    "authenticate_twitter": ("authentication_status", None),
+    "verify_traveler_information": ("verification_status", "verification_failure"),
+}
+
+
+def login_step(context: FeedbackContext, login_tool: str) -> str:
+    """What to do about a missing login, for whether the login tool is available now."""
+    if context.available(login_tool):
+        return (f"Log in with {login_tool} first (ask the user for the username and password if you do not "
+                "have them), then try again.")
+    return "No tool to log in is available right now, so tell the user this cannot be done yet."
+
+
+def error_message(result: str, tool: str | None = None) -> str | None:
     """The error inside an official result string, or None if the call succeeded.
 
-    Errors come in two shapes: an exception (`Error during execution: ...`) or a JSON object with an
-    `error` key returned by the backend.
+    Errors come in four shapes: an exception (`Error during execution: ...`); a JSON object with an
+    `error` key (a number, in one weather tool, becomes its text); a one-item list holding such a
+    dict or an `Error: ...` string (printed with `str()`, as lists are); and, for the tools of
+    `SOFT_FAILURES`, a false status with an optional reason.
     """
     if result.startswith(ERROR_PREFIX):
         return result[len(ERROR_PREFIX):]
@@ -101,8 +136,26 @@ def error_message(result: str) -> str | None:
             payload = json.loads(result)
         except ValueError:
             return None
-        if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-            return payload["error"]
+    elif result.startswith("[") and "rror" in result:
+        try:
+            items = ast.literal_eval(result)  # our own backend's output, read as data: never evaluated
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if not isinstance(items, list) or len(items) != 1:
+            return None
+        payload = items[0]
+        if isinstance(payload, str):
+            return payload.removeprefix("Error: ") if payload.startswith("Error: ") else None
+    else:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("error") is not None:
+        return str(payload["error"])
+    if tool in SOFT_FAILURES:
+        status, reason = SOFT_FAILURES[tool]
+        if payload.get(status) is False:
+            return str(payload.get(reason) or f"{status} is false")
     return None
 
 
@@ -111,7 +164,11 @@ def find_hint(context: FeedbackContext) -> Hint | None:
     from envtune.feedback import rules  # noqa: F401  (registers every rule module)
 
     for rule in RULES:
-        hint = rule.apply(context)
+        try:
+            hint = rule.apply(context)
+        except Exception as error:  # a broken rule must not break the episode: skip it, loudly
+            warnings.warn(f"hint rule {rule.kind} failed on {context.error!r}: {error!r}", RuntimeWarning, stacklevel=2)
+            continue
         if hint is not None:
             return hint
     return None
@@ -133,10 +190,10 @@ def augment(
 
     Successful results pass through untouched; the environment state is only read.
     """
-    error = error_message(result)
+    tool_call = session.describe(call)
+    error = error_message(result, tool_call.name if tool_call else None)
     if error is None:
         return result, None
-    tool_call = session.describe(call)
     owner = session.owner(tool_call.name) if tool_call and isinstance(tool_call.name, str) else None
     context = FeedbackContext(
         call=tool_call, result=result, error=error,

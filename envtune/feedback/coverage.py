@@ -176,12 +176,12 @@ def _try(env, task, call, docs, held_out, secrets, visible, report: CoverageRepo
     report.calls_tried += 1
     result = env.execute(call)
     visible.append(result)
-    error = error_message(result)
+    described = env.describe(call)
+    error = error_message(result, described.name if described else None)
     if error is None:
         return
     report.errors += 1
     _, hint = augment(env, call, result, docs, held_out)
-    described = env.describe(call)
     tool = str(described.name) if described else "?"
     name = error_kind(tool, error, described.arguments if described else {})
     kind = report.kinds.setdefault(name, ErrorKind(name, tool, example_call=call, example_result=result))
