@@ -105,36 +105,33 @@ def test_a_non_call_reply_closes_the_turn(tasks, protocol, reply):
         assert episode.step(reply).info["turn_successes"] == [False]
 
 
-def ask_turn_task(tasks):
-    return tasks["multi_turn_miss_param_0"]
-
-
-def test_an_ask_turn_rewards_an_answer(tasks):
-    task = ask_turn_task(tasks)
+@pytest.fixture
+def at_ask_turn(tasks):
+    """An episode of a miss_param task played with the ground truth up to its first ask turn."""
+    task = tasks["multi_turn_miss_param_0"]
     turn = task.ground_truth.index(())
     with Episode(task) as episode:
         episode.reset()
         for calls in task.ground_truth[:turn]:
             episode.step(ground_truth_reply(episode, calls))
             episode.step(ANSWER)
-        step = episode.step("<think>the value is missing</think><answer>Which one do you mean?</answer>")
-        assert step.info["turn_successes"][turn] is True
-        assert CALLED_WHEN_ASKING not in step.messages[0]["content"]
+        yield episode, turn
 
 
-def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(tasks):
-    task = ask_turn_task(tasks)
-    turn = task.ground_truth.index(())
-    with Episode(task) as episode:
-        episode.reset()
-        for calls in task.ground_truth[:turn]:
-            episode.step(ground_truth_reply(episode, calls))
-            episode.step(ANSWER)
-        before = episode.checker.model.state()
-        step = episode.step(ground_truth_reply(episode, task.ground_truth[turn + 1]))
-        assert step.info["turn_successes"][turn] is False
-        assert episode.checker.model.state() == before
-        assert step.messages[0]["content"].startswith(CALLED_WHEN_ASKING)
+def test_an_ask_turn_rewards_an_answer(at_ask_turn):
+    episode, turn = at_ask_turn
+    step = episode.step("<think>the value is missing</think><answer>Which one do you mean?</answer>")
+    assert step.info["turn_successes"][turn] is True
+    assert CALLED_WHEN_ASKING not in step.messages[0]["content"]
+
+
+def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(at_ask_turn):
+    episode, turn = at_ask_turn
+    before = episode.checker.model.state()
+    step = episode.step(ground_truth_reply(episode, episode.task.ground_truth[turn + 1]))
+    assert step.info["turn_successes"][turn] is False
+    assert episode.checker.model.state() == before
+    assert step.messages[0]["content"].startswith(CALLED_WHEN_ASKING)
 
 
 def test_held_out_tools_are_announced_at_their_turn(tasks):
