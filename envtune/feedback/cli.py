@@ -35,6 +35,18 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0 if report.covered_share >= COVERAGE_GOAL and not report.leaks else 1
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    """The hint catalogue: every rule with its category and the tools it covers."""
+    from envtune.feedback import rules  # noqa: F401  (registers every rule)
+    from envtune.feedback.core import RULES
+
+    for rule in RULES:
+        tools = "any tool" if rule.tools is None else ", ".join(sorted(rule.tools))
+        print(f"{rule.kind:<42} {rule.category:<21} {tools}")
+    print(f"{len(RULES)} rules")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     feedback = commands.add_parser("feedback", help="the augmented-feedback layer")
     sub = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
@@ -45,3 +57,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the full report (every kind with an example)")
     parser.add_argument("--release", choices=sorted(RELEASES), default=None)
     parser.set_defaults(handler=cmd_coverage)
+    parser = sub.add_parser("rules", help="list the hint catalogue: rule kinds, categories and tools")
+    parser.set_defaults(handler=cmd_rules)

@@ -215,3 +215,14 @@ def test_episodes_run_concurrently_without_sharing_state(tasks):
         concurrent = list(pool.map(oracle, chosen * 2))
     assert all(reward == 1.0 for _, reward, _ in concurrent)
     assert concurrent[: len(chosen)] == sequential and concurrent[len(chosen):] == sequential
+
+
+def test_prompt_variants_differ_by_the_two_rules_for_missing_information(tasks):
+    task = tasks["multi_turn_base_0"]
+    prompts_by_variant = {}
+    for variant in ("basic", "extended"):
+        with Episode(task, EpisodeConfig(prompt=variant)) as episode:
+            prompts_by_variant[variant] = episode.reset()[0]["content"]
+    extra = prompts_by_variant["extended"].replace(prompts_by_variant["basic"], "")
+    assert "look for a tool that can find it" in extra and "do not invent a call" in extra
+    assert prompts_by_variant["extended"].startswith(prompts_by_variant["basic"])
