@@ -96,6 +96,7 @@ class Episode:
         self.turn_successes: list[bool] = []
         self.counters = _Counters()
         self._called_when_asking = False
+        self._docs_turn, self._docs = -1, {}
         self._hidden = {name for names in task.held_out_tools.values() for name in names}
         if config.block_held_out_tools:
             self.checker.model.hide(self._hidden)
@@ -104,6 +105,13 @@ class Episode:
     def tool_docs(self) -> list[dict]:
         """Tools available at the current turn (BFCL doc form)."""
         return self.task.tool_docs(self.turn)
+
+    def _docs_now(self) -> dict[str, dict]:
+        """Tool docs of the current turn by name, built once per turn (read only)."""
+        if self._docs_turn != self.turn:
+            self._docs = {doc["name"]: doc for doc in self.task.tool_docs(self.turn)}
+            self._docs_turn = self.turn
+        return self._docs
 
     def tools(self) -> list[dict]:
         """Tools available at the current turn in OpenAI form (for chat templates and APIs)."""
@@ -165,7 +173,7 @@ class Episode:
         return self._close_turn(verdict, [])
 
     def _count_calls(self, response: ParsedResponse) -> None:
-        docs = {doc["name"]: doc for doc in self.tool_docs()}
+        docs = self._docs_now()
         for call in response.calls:
             described = self.checker.model.describe(call)
             doc = docs.get(described.name) if described else None
@@ -177,7 +185,7 @@ class Episode:
     def _run_calls(self, response: ParsedResponse) -> list[Message]:
         results = self.checker.run_step(list(response.calls))
         if self.config.feedback == "augmented":
-            docs = {doc["name"]: doc for doc in self.tool_docs()}
+            docs = self._docs_now()
             held_out = {
                 name: turn for turn, names in self.task.held_out_tools.items() if turn > self.turn for name in names
             }
