@@ -29,6 +29,17 @@ HINT_PREFIX = "Hint: "
 ENUM_MARKER = "[Enum]:"
 
 
+def quoted(value: object) -> str:
+    """A value the model gave, as hints quote it: a string between single quotes as written (unescaped),
+    anything else as Python writes it."""
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def agreeing(items: list[str], singular: str, plural: str) -> str:
+    """'a is ...' or 'a and b are ...': the items joined with 'and', then the phrase that agrees in number."""
+    return f"{' and '.join(items)} {singular if len(items) == 1 else plural}"
+
+
 @dataclass(frozen=True)
 class FeedbackContext:
     """Everything a rule may look at for one failed call. Read only."""
@@ -53,6 +64,17 @@ class FeedbackContext:
         """The tools among `tools` the model can call now (hints only name tools it can use; in
         missing-function tasks some are held out)."""
         return [tool for tool in tools if tool in self.tool_docs]
+
+    def tool_uses(self, uses: Mapping[str, str]) -> list[str]:
+        """'tool use' for each tool of `uses` (tool -> what it does) that the model can call now, in order:
+        a hint points only to lookups the model can make."""
+        return [f"{tool} {use}" for tool, use in uses.items() if tool in self.tool_docs]
+
+    def misfits(self, form: re.Pattern, *arguments: str) -> list[str]:
+        """`name='value'` for each of `arguments` whose value is not wholly of `form` (an airport code, a
+        zipcode): backends that take codes often answer a city name with a vague 'not found'."""
+        given = {name: self.arguments.get(name) for name in arguments}
+        return [f"{name}={quoted(value)}" for name, value in given.items() if not form.fullmatch(str(value))]
 
     def documented_choices(self, tool: str, argument: str) -> list[str]:
         """The values listed after `[Enum]:` in an argument's description (BFCL docs keep most
@@ -113,12 +135,27 @@ SOFT_FAILURES: dict[str, tuple[str, str | None]] = {
 }
 
 
-def login_step(context: FeedbackContext, login_tool: str) -> str:
-    """What to do about a missing login, for whether the login tool is available now."""
-    if context.available(login_tool):
-        return (f"Log in with {login_tool} first (ask the user for the username and password if you do not "
-                "have them), then try again.")
-    return "No tool to log in is available right now, so tell the user this cannot be done yet."
+def login_step(context: FeedbackContext, login_tool: str, how: str | None = None) -> str:
+    """What to do about a missing login: `how` to log in (by default a generic step) when the login tool
+    is available now, else that it cannot be done yet."""
+    if not context.available(login_tool):
+        return "No tool to log in is available right now, so tell the user this cannot be done yet."
+    return how or (f"Log in with {login_tool} first (ask the user for the username and password if you do not "
+                   "have them), then try again.")
+
+
+# The error of the ticket and trading backends (the same code in both) for a call that needs a login.
+LOGIN_REQUIRED = r"User not authenticated\. Please log in to (?P<action>[^.]+)\."
+
+
+def login_required_rule(kind: str, system: str, login_tool: str, tools: Iterable[str]) -> None:
+    """Register the hint for LOGIN_REQUIRED on `tools`: what needed the login in `system`, and how to log in."""
+
+    def not_logged_in(context: FeedbackContext, match: re.Match) -> str:
+        return (f"You are not logged in to the {system}, which is needed to {match['action']}. "
+                f"{login_step(context, login_tool)}")
+
+    hint_rule(kind, "state_prerequisite", LOGIN_REQUIRED, tools)(not_logged_in)
 
 
 def error_message(result: str, tool: str | None = None) -> str | None:

@@ -194,9 +194,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("release", "case"), hint_golden.by_release(CASES), ids=lambda value: getattr(value, "name", value),
-)
+@pytest.mark.parametrize(("release", "case"), hint_golden.by_release(CASES), ids=hint_golden.case_id)
 def test_golden_hint(release: str, case: Golden):
     hint_golden.check(__file__, CASES, release, case)
 

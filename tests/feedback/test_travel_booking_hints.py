@@ -2,36 +2,22 @@
 result it gets, and the augmented text the model sees instead; augmenting reads the state only.
 
 The two pinned releases differ here (the 2025 backend takes `travel_cost` in book_flight, checks no
-airport codes, and crashes instead of refusing a token when nobody is logged in). A process imports
-one release only, so the cases of the paper release run in a child process: this file run as a
-script with the release as its argument prints their outcomes as JSON.
+airport codes, and crashes instead of refusing a token when nobody is logged in), so each case runs
+on the release it was written for (`hint_golden` runs the other release's cases in a child process).
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import random
 import re
-import subprocess
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import hint_golden
 import pytest
+from hint_golden import DEFAULT_RELEASE, PAPER_RELEASE, Golden
 
-from envtune.bfcl.backends import class_tool_docs
-from envtune.bfcl.executor import ToolSession
-from envtune.bfcl.release import DEFAULT_RELEASE, PAPER_RELEASE
-from envtune.feedback import (
-    HINT_PREFIX,
-    augment,
-    rules,  # noqa: F401  (registers every rule, for the coverage test)
-)
+from envtune.feedback import rules  # noqa: F401  (registers every rule, for the coverage test)
 from envtune.feedback.core import RULES
 
-CLASS = "TravelAPI"
 TOKEN = "abc123token"
 CARD_ID = "144756014771"
 CARD_NUMBER = "4012888888881881"
@@ -42,6 +28,7 @@ SCENARIO: dict[str, Any] = {
     "booking_record": {}, "access_token": TOKEN, "token_type": "Bearer", "token_expires_in": 3600,
     "token_scope": "read_write", "user_first_name": "Evelyn", "user_last_name": "Montgomery", "budget_limit": 400.0,
 }
+TRAVEL = hint_golden.Domain("TravelAPI", SCENARIO, releases=(DEFAULT_RELEASE,))
 NOBODY_LOGGED_IN: dict[str, Any] = {key: None for key in ("access_token", "token_type", "token_expires_in", "token_scope")}
 LOG_IN = ("authenticate_travel(client_id='client', client_secret='secret', refresh_token='refresh', "
           "grant_type='read_write', user_first_name='Evelyn', user_last_name='Montgomery')")
@@ -50,6 +37,7 @@ LOG_IN_AGAIN = ("Log in with authenticate_travel (use the credentials and name t
 AIRPORT_LOOKUP = ("To find the right code: get_nearest_airport_by_city gives the airport code for a city name; "
                   "list_all_airports lists every airport the system knows.")
 CARD_LOOKUP = "get_all_credit_cards lists the registered cards, keyed by their card ids"
+WRONG_TOKEN_BALANCE = f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')"
 
 
 def book(**changes: str) -> str:
@@ -66,27 +54,15 @@ def exchange(base: str, target: str) -> str:
     return f"compute_exchange_rate(base_currency='{base}', target_currency='{target}', value=100.0)"
 
 
-@dataclass(frozen=True)
-class Golden:
-    id: str
-    kind: str
-    call: str
-    standard: str  # the official result
-    hint: str  # what augmentation appends
-    setup: tuple[str, ...] = ()  # calls run before `call`
-    scenario: dict[str, Any] = field(default_factory=dict)  # overrides of SCENARIO
-    release: str = DEFAULT_RELEASE
-    hidden: tuple[str, ...] = ()  # tools left out of the docs, as in a missing-function task
-
-
-GOLDEN = [
+CASES = [
     # --- verifying the traveler (a false status with a reason, not an error)
     *(
-        Golden(
-            f"verify-{name}", "travel.verification_failed",
+        TRAVEL.case(
+            f"verify-{name}",
             f"verify_traveler_information(first_name={first!r}, last_name={last!r}, date_of_birth={born!r}, "
             f"passport_number={passport!r})",
             f'{{"verification_status": false, "verification_failure": "{reason}"}}', hint,
+            "travel.verification_failed",
         )
         for name, first, last, born, passport, reason, hint in [
             ("another-user", "Nobody", "X", "1990-01-01", "US1",
@@ -106,258 +82,254 @@ GOLDEN = [
         ]
     ),
     # --- logging in
-    Golden(
-        "register-before-login", "travel.not_logged_in",
+    TRAVEL.case(
+        "register-before-login",
         "register_credit_card(access_token='abc', card_number='4111111111111111', expiration_date='12/2028', "
         "cardholder_name='Evelyn Montgomery', card_verification_number=123)",
         '{"error": "Token not initialized"}',
         f"You are not logged in to the travel system yet, so no access token is valid. {LOG_IN_AGAIN} to "
         "'register_credit_card'.",
-        scenario=NOBODY_LOGGED_IN,
+        "travel.not_logged_in", changes=NOBODY_LOGGED_IN,
     ),
-    Golden(
-        "balance-before-login", "travel.not_logged_in",
-        f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')",
+    TRAVEL.case(
+        "balance-before-login", WRONG_TOKEN_BALANCE,
         '{"error": "Invalid access token"}',
         f"You are not logged in to the travel system yet, so no access token is valid. {LOG_IN_AGAIN} to "
         "'get_credit_card_balance'.",
-        scenario=NOBODY_LOGGED_IN,
+        "travel.not_logged_in", changes=NOBODY_LOGGED_IN,
     ),
-    Golden(  # the 2025 backend counts down a token that does not exist
-        "balance-before-login-2025", "travel.not_logged_in",
-        f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')",
+    TRAVEL.case(  # the 2025 backend counts down a token that does not exist
+        "balance-before-login-2025", WRONG_TOKEN_BALANCE,
         "Error during execution: unsupported operand type(s) for -=: 'NoneType' and 'int'",
         f"You are not logged in to the travel system yet, so no access token is valid. {LOG_IN_AGAIN} to "
         "'get_credit_card_balance'.",
-        scenario=NOBODY_LOGGED_IN, release=PAPER_RELEASE,
+        "travel.not_logged_in", changes=NOBODY_LOGGED_IN, releases=(PAPER_RELEASE,),
     ),
-    Golden(
-        "login-tool-held-out", "travel.not_logged_in",
-        f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')",
+    TRAVEL.case(
+        "login-tool-held-out", WRONG_TOKEN_BALANCE,
         '{"error": "Invalid access token"}',
         "You are not logged in to the travel system yet, so no access token is valid. Ask the user for a valid "
         "access token and pass it to 'get_credit_card_balance'.",
-        scenario=NOBODY_LOGGED_IN, hidden=("authenticate_travel",),
+        "travel.not_logged_in", changes=NOBODY_LOGGED_IN, held_out=("authenticate_travel",),
     ),
-    Golden(
-        "token-expired", "travel.token_expired",
-        BOOK_SFO_LAX,
+    TRAVEL.case(
+        "token-expired", BOOK_SFO_LAX,
         '{"booking_status": false, "error": "Token expired"}',
         f"The access token has expired, so every call that needs it is refused. {LOG_IN_AGAIN} to this and later "
         "calls.",
-        scenario={"token_expires_in": 0},
+        "travel.token_expired", changes={"token_expires_in": 0},
     ),
-    Golden(  # in 2025 each wrong token uses up one of the two uses a fresh login grants
-        "token-used-up-2025", "travel.token_expired",
-        f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')",
+    TRAVEL.case(  # in 2025 each wrong token uses up one of the two uses a fresh login grants
+        "token-used-up-2025", WRONG_TOKEN_BALANCE,
         '{"error": "Token expired"}',
         f"The access token has expired, so every call that needs it is refused. {LOG_IN_AGAIN} to this and later "
         "calls.",
-        setup=(LOG_IN, *[f"get_credit_card_balance(access_token='abc', card_id='{CARD_ID}')"] * 2),
-        release=PAPER_RELEASE,
+        "travel.token_expired", setup=(LOG_IN, WRONG_TOKEN_BALANCE, WRONG_TOKEN_BALANCE),
+        setup_errors=('{"error": "Invalid access token"}',) * 2, releases=(PAPER_RELEASE,),
     ),
-    Golden(
-        "wrong-token", "travel.invalid_access_token",
-        "set_budget_limit(access_token='token123', budget_limit=1000.0)",
+    TRAVEL.case(
+        "wrong-token", "set_budget_limit(access_token='token123', budget_limit=1000.0)",
         '{"error": "Invalid access token"}',
         "'token123' is not the current access token. Pass, exactly as written, the token the user gave you or the "
         "access_token returned by your latest authenticate_travel call; if you have neither, ask the user for it.",
+        "travel.invalid_access_token",
     ),
     # --- credit cards
-    Golden(  # the backend compares the new number with the registered card ids
-        "card-already-registered", "travel.card_already_registered",
+    TRAVEL.case(  # the backend compares the new number with the registered card ids
+        "card-already-registered",
         f"register_credit_card(access_token='{TOKEN}', card_number='{CARD_ID}', expiration_date='12/2028', "
         "cardholder_name='Evelyn Montgomery', card_verification_number=123)",
         '{"error": "Card already registered"}',
         f"A registered card already has the id '{CARD_ID}', so nothing was added. If that is the card the user means, "
         f"use it directly ({CARD_LOOKUP}); otherwise check the card number with the user.",
+        "travel.card_already_registered",
     ),
-    Golden(
-        "balance-of-unknown-card", "travel.card_not_registered",
-        f"get_credit_card_balance(access_token='{TOKEN}', card_id='card_1')",
+    TRAVEL.case(
+        "balance-of-unknown-card", f"get_credit_card_balance(access_token='{TOKEN}', card_id='card_1')",
         f"{{\"error\": \"Card not registered. Here are a list of card_id's: ['{CARD_ID}']\"}}",
         f"No registered card has the id 'card_1'. Card ids are assigned by the system: {CARD_LOOKUP} (or register a "
         "new one with register_credit_card if the user wants to add a card). Pass the id exactly as listed.",
+        "travel.card_not_registered",
     ),
-    Golden(
-        "book-with-card-number", "travel.card_not_registered",
-        book(card_id=CARD_NUMBER),
+    TRAVEL.case(
+        "book-with-card-number", book(card_id=CARD_NUMBER),
         '{"booking_status": false, "error": "Card not registered"}',
         f"'{CARD_NUMBER}' is the number printed on a registered card, not its card id. Pass the card's id instead: "
         f"{CARD_LOOKUP}.",
+        "travel.card_not_registered",
     ),
-    Golden(
-        "insure-with-unknown-card", "travel.card_not_registered",
+    TRAVEL.case(
+        "insure-with-unknown-card",
         f"purchase_insurance(access_token='{TOKEN}', insurance_type='comprehensive', booking_id='3426812', "
         "insurance_cost=50.0, card_id='card_1')",
         '{"insurance_status": false, "error": "Credit card not registered"}',
         "No registered card has the id 'card_1'. Card ids are assigned by the system: ask the user which registered "
         "card to use. Pass the id exactly as listed.",
-        setup=(BOOK_SFO_LAX,), hidden=("get_all_credit_cards", "register_credit_card"),
+        "travel.card_not_registered", setup=(BOOK_SFO_LAX,), held_out=("get_all_credit_cards", "register_credit_card"),
     ),
-    Golden(
-        "card-without-balance", "travel.card_without_balance",
-        book(card_id="card_2"),
+    TRAVEL.case(
+        "card-without-balance", book(card_id="card_2"),
         '{"booking_status": false, "error": "Balance not found"}',
         f"Card 'card_2' has no balance on record, so it cannot pay for a flight. Pay with another registered card "
         f"({CARD_LOOKUP}) or ask the user which card to use.",
-        scenario={"credit_card_list": {"card_2": {"card_number": "5500000000000004"}}},
+        "travel.card_without_balance", changes={"credit_card_list": {"card_2": {"card_number": "5500000000000004"}}},
     ),
-    Golden(
-        "insufficient-funds", "travel.insufficient_funds",
-        book(travel_to="JFK", travel_class="first"),
+    TRAVEL.case(
+        "insufficient-funds", book(travel_to="JFK", travel_class="first"),
         '{"booking_status": false, "error": "Insufficient funds"}',
         f"The balance of card '{CARD_ID}' does not cover the price of this flight (get_flight_cost shows the price of "
         "the flight; get_credit_card_balance shows the balance of a card). Pay with another card, or ask the user how "
         "to proceed.",
+        "travel.insufficient_funds",
     ),
-    Golden(  # the 2025 book_flight takes the price from the caller
-        "insufficient-funds-2025", "travel.insufficient_funds",
+    TRAVEL.case(  # the 2025 book_flight takes the price from the caller
+        "insufficient-funds-2025",
         f"book_flight(access_token='{TOKEN}', card_id='{CARD_ID}', travel_date='2026-10-06', travel_from='SFO', "
         "travel_to='JFK', travel_class='first', travel_cost=2500.0)",
         '{"booking_status": false, "error": "Insufficient funds"}',
         f"The balance of card '{CARD_ID}' does not cover the travel_cost of 2500.0 (get_flight_cost shows the price "
         "of the flight; get_credit_card_balance shows the balance of a card). Pay with another card, or ask the user "
         "how to proceed.",
-        release=PAPER_RELEASE,
+        "travel.insufficient_funds", releases=(PAPER_RELEASE,),
     ),
-    Golden(
-        "balance-below-budget-limit", "travel.balance_below_budget_limit",
-        BOOK_SFO_LAX,
+    TRAVEL.case(
+        "balance-below-budget-limit", BOOK_SFO_LAX,
         '{"booking_status": false, "error": "Balance is less than budget limit"}',
         f"The booking was refused because the balance of card '{CARD_ID}' is lower than the budget limit set for this "
         "account: the system only books with a card whose balance is at least that limit. Ask the user whether to pay "
         "with another card or to change the budget limit with set_budget_limit.",
-        scenario={"budget_limit": 1000.0},
+        "travel.balance_below_budget_limit", changes={"budget_limit": 1000.0},
     ),
     # --- flights
-    Golden(
-        "book-from-city-name", "travel.invalid_airport_code",
-        book(travel_from="San Francisco"),
+    TRAVEL.case(
+        "book-from-city-name", book(travel_from="San Francisco"),
         '{"booking_status": false, "error": "Invalid departure airport code: San Francisco"}',
         f"'San Francisco' is not a known departure airport. Airports are given as 3-letter IATA codes, not city "
         f"names. {AIRPORT_LOOKUP}",
+        "travel.invalid_airport_code",
     ),
-    Golden(
-        "book-to-unknown-code", "travel.invalid_airport_code",
-        book(travel_to="XYZ"),
+    TRAVEL.case(
+        "book-to-unknown-code", book(travel_to="XYZ"),
         '{"booking_status": false, "error": "Invalid destination airport code: XYZ"}',
         "'XYZ' is not a known destination airport. Airports are given as 3-letter IATA codes, not city names. Ask "
         "the user for the correct airport code.",
-        hidden=("get_nearest_airport_by_city", "list_all_airports"),
+        "travel.invalid_airport_code", held_out=("get_nearest_airport_by_city", "list_all_airports"),
     ),
-    Golden(
-        "cost-from-city-name", "travel.not_an_airport_code",
+    TRAVEL.case(
+        "cost-from-city-name",
         "get_flight_cost(travel_from='Rivermist', travel_to='LAX', travel_date='2026-10-06', travel_class='economy')",
         "Error during execution: No available route for the given airports.",
         f"travel_from='Rivermist' is not an airport code: travel_from and travel_to take 3-letter IATA codes. "
         f"{AIRPORT_LOOKUP}",
+        "travel.not_an_airport_code",
     ),
-    Golden(
-        "cost-of-unserved-route", "travel.no_route",
+    TRAVEL.case(
+        "cost-of-unserved-route",
         "get_flight_cost(travel_from='LAX', travel_to='PEK', travel_date='2026-10-06', travel_class='economy')",
         "Error during execution: No available route for the given airports.",
         f"The system has no flight from 'LAX' to 'PEK'. Make sure both codes are the airports the user meant. "
         f"{AIRPORT_LOOKUP} If they are, this route is not offered: tell the user instead of picking other airports "
         "yourself.",
+        "travel.no_route",
     ),
-    Golden(
-        "book-unserved-route", "travel.no_route",
-        book(travel_from="LAX", travel_to="PEK"),
+    TRAVEL.case(
+        "book-unserved-route", book(travel_from="LAX", travel_to="PEK"),
         '{"booking_status": false, "error": "No available route for the given airports."}',
         f"The system has no flight from 'LAX' to 'PEK'. Make sure both codes are the airports the user meant. "
         f"{AIRPORT_LOOKUP} If they are, this route is not offered: tell the user instead of picking other airports "
         "yourself.",
+        "travel.no_route",
     ),
-    Golden(
-        "cost-in-coach", "travel.invalid_travel_class",
+    TRAVEL.case(
+        "cost-in-coach",
         "get_flight_cost(travel_from='SFO', travel_to='LAX', travel_date='2026-10-06', travel_class='coach')",
         "Error during execution: Invalid travel class. Options are: economy, business, first.",
         "travel_class must be exactly 'economy', 'business' or 'first' (lowercase); 'coach' is not one of them. Map "
         "the user's wording to one of these three.",
+        "travel.invalid_travel_class",
     ),
-    Golden(  # the official message prints a set, in an order that changes from run to run
-        "book-capitalised-class", "travel.invalid_travel_class",
-        book(travel_class="Economy"),
+    TRAVEL.case(  # the official message prints a set, in an order that changes from run to run
+        "book-capitalised-class", book(travel_class="Economy"),
         "{\"booking_status\": false, \"error\": \"Invalid travel class. Must be one of {'business', 'economy', 'first'}\"}",
         "travel_class must be exactly 'economy', 'business' or 'first' (lowercase); 'Economy' is not one of them. Map "
         "the user's wording to one of these three.",
+        "travel.invalid_travel_class",
     ),
-    Golden(
-        "book-us-date", "travel.invalid_date_format",
-        book(travel_date="10/06/2026"),
+    TRAVEL.case(
+        "book-us-date", book(travel_date="10/06/2026"),
         '{"booking_status": false, "error": "Invalid date format. Use YYYY-MM-DD."}',
         "travel_date '10/06/2026' is not a valid date in the form YYYY-MM-DD (four-digit year, then two-digit month "
         "and day, separated by hyphens). Rewrite the date the user gave in that form.",
+        "travel.invalid_date_format",
     ),
     # --- bookings and insurance
-    Golden(
-        "cancel-unknown-booking", "travel.booking_not_found",
-        f"cancel_booking(access_token='{TOKEN}', booking_id='1234567')",
+    TRAVEL.case(
+        "cancel-unknown-booking", f"cancel_booking(access_token='{TOKEN}', booking_id='1234567')",
         '{"cancel_status": false, "error": "Booking not found"}',
         "There is no booking with the id '1234567'. Use the booking_id that book_flight returned or the ids that "
         "get_booking_history lists, exactly as written; a cancelled booking no longer exists. If you cannot find it, "
         "ask the user for the booking id.",
+        "travel.booking_not_found",
     ),
-    Golden(  # the 2025 release has no get_booking_history
-        "cancel-unknown-booking-2025", "travel.booking_not_found",
-        f"cancel_booking(access_token='{TOKEN}', booking_id='1234567')",
+    TRAVEL.case(  # the 2025 release has no get_booking_history
+        "cancel-unknown-booking-2025", f"cancel_booking(access_token='{TOKEN}', booking_id='1234567')",
         '{"cancel_status": false, "error": "Booking not found"}',
         "There is no booking with the id '1234567'. Use the booking_id that book_flight returned, exactly as written; "
         "a cancelled booking no longer exists. If you cannot find it, ask the user for the booking id.",
-        release=PAPER_RELEASE,
+        "travel.booking_not_found", releases=(PAPER_RELEASE,),
     ),
-    Golden(
-        "invoice-by-insurance-id", "travel.booking_not_found",
-        f"retrieve_invoice(access_token='{TOKEN}', insurance_id='498120388')",
+    TRAVEL.case(
+        "invoice-by-insurance-id", f"retrieve_invoice(access_token='{TOKEN}', insurance_id='498120388')",
         '{"error": "Booking not found"}',
         "'retrieve_invoice' needs the booking_id of the booking; an insurance_id alone does not identify it. Pass the "
         "booking_id too.",
+        "travel.booking_not_found",
     ),
-    Golden(
-        "support-for-unknown-booking", "travel.booking_not_found",
+    TRAVEL.case(
+        "support-for-unknown-booking",
         "contact_customer_support(booking_id='booking_1', message='My flight was changed.')",
         '{"error": "Booking not found"}',
         "There is no booking with the id 'booking_1'. Use the booking_id that book_flight returned or the ids that "
         "get_booking_history lists, exactly as written; a cancelled booking no longer exists. If you cannot find it, "
         "ask the user for the booking id.",
+        "travel.booking_not_found",
     ),
-    Golden(
-        "insurance-over-budget", "travel.insurance_over_budget",
+    TRAVEL.case(
+        "insurance-over-budget",
         f"purchase_insurance(access_token='{TOKEN}', insurance_type='comprehensive', booking_id='3426812', "
         f"insurance_cost=450.0, card_id='{CARD_ID}')",
         '{"insurance_status": false, "error": "Exceeded budget limit"}',
         "An insurance cost of 450.0 is above the budget limit set for this account, so nothing was bought. Check the "
         "cost with the user, or ask whether they want to raise the budget limit first.",
-        setup=(BOOK_SFO_LAX,),
+        "travel.insurance_over_budget", setup=(BOOK_SFO_LAX,),
     ),
     # --- currencies
-    Golden(
-        "unsupported-currency", "travel.no_exchange_rate",
-        exchange("CNY", "USD"),
+    TRAVEL.case(
+        "unsupported-currency", exchange("CNY", "USD"),
         "Error during execution: No available exchange rate for the given currencies.",
         "'CNY' is not a supported currency code. The supported currency codes are USD, RMB, EUR, JPY, GBP, CAD, AUD, "
         "INR, RUB, BRL, MXN. Use the code of the currency the user means, written exactly like that.",
+        "travel.no_exchange_rate",
     ),
-    Golden(
-        "lowercase-currencies", "travel.no_exchange_rate",
-        exchange("usd", "eur"),
+    TRAVEL.case(
+        "lowercase-currencies", exchange("usd", "eur"),
         "Error during execution: No available exchange rate for the given currencies.",
         "'usd' and 'eur' are not supported currency codes. The supported currency codes are USD, RMB, EUR, JPY, GBP, "
         "CAD, AUD, INR, RUB, BRL, MXN. Use the code of the currency the user means, written exactly like that.",
+        "travel.no_exchange_rate",
     ),
-    Golden(
-        "cross-rate", "travel.no_exchange_rate",
-        exchange("EUR", "GBP"),
+    TRAVEL.case(
+        "cross-rate", exchange("EUR", "GBP"),
         "Error during execution: No available exchange rate for the given currencies.",
         "There is no direct rate between 'EUR' and 'GBP': rates exist only between USD and the other currencies. "
         "Convert from 'EUR' to 'USD' first, then from 'USD' to 'GBP'.",
+        "travel.no_exchange_rate",
     ),
-    Golden(
-        "same-currency", "travel.no_exchange_rate",
-        exchange("USD", "USD"),
+    TRAVEL.case(
+        "same-currency", exchange("USD", "USD"),
         "Error during execution: No available exchange rate for the given currencies.",
         "Both currencies are 'USD': no conversion is needed, the amount stays the same.",
+        "travel.no_exchange_rate",
     ),
 ]
 
@@ -369,54 +341,20 @@ def canonical(text: str) -> str:
     return _SET_LITERAL.sub(lambda match: "{" + ", ".join(sorted(match.group(1).split(", "))) + "}", text)
 
 
-def snapshot(session: ToolSession) -> dict[str, dict[str, Any]]:
-    """Every attribute of every instance, private ones included (random generators by their state)."""
-    return {
-        name: {
-            key: value.getstate() if isinstance(value, random.Random) else copy.deepcopy(value)
-            for key, value in vars(instance).items()
-        }
-        for name, instance in session.instances.items()
-    }
+@pytest.mark.parametrize(("release", "case"), hint_golden.by_release(CASES), ids=hint_golden.case_id)
+def test_golden_hint(release: str, case: Golden):
+    hint_golden.check(__file__, CASES, release, case, normalise=canonical)
 
 
-def outcome(golden: Golden) -> dict[str, Any]:
-    """Run one case on the release this process imports: the official result, the augmented text,
-    the hint kind and whether augmenting left every attribute of the backend as it was."""
-    docs = {doc["name"]: doc for doc in class_tool_docs(CLASS, golden.release) if doc["name"] not in golden.hidden}
-    with ToolSession([CLASS], {CLASS: {**SCENARIO, **golden.scenario}}, release=golden.release) as session:
-        session.execute_all(golden.setup)
-        standard = session.execute(golden.call)
-        before = snapshot(session)
-        augmented, hint = augment(session, golden.call, standard, docs)
-        unchanged = snapshot(session) == before
-    return {"standard": standard, "augmented": augmented, "kind": hint.kind if hint else None, "unchanged": unchanged}
-
-
-@pytest.fixture(scope="module")
-def paper_outcomes() -> dict[str, dict[str, Any]]:
-    """The outcomes of the paper-release cases, from a child process that imports that release."""
-    completed = subprocess.run(
-        [sys.executable, __file__, PAPER_RELEASE], check=False, capture_output=True, text=True, timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return json.loads(completed.stdout)
-
-
-@pytest.mark.parametrize("golden", GOLDEN, ids=lambda golden: golden.id)
-def test_golden_hint(golden: Golden, request: pytest.FixtureRequest):
-    got = outcome(golden) if golden.release == DEFAULT_RELEASE else request.getfixturevalue("paper_outcomes")[golden.id]
-    assert canonical(got["standard"]) == golden.standard
-    assert canonical(got["augmented"]) == f"{golden.standard}\n{HINT_PREFIX}{golden.hint}"
-    assert got["kind"] == golden.kind
-    assert got["unchanged"], "augment changed the environment state"
+def test_canonical_sorts_printed_sets():
+    printed = "Must be one of {'first', 'business', 'economy'}"
+    assert canonical(printed) == "Must be one of {'business', 'economy', 'first'}"
 
 
 def test_every_travel_rule_has_a_golden_example():
     kinds = {rule.kind for rule in RULES if rule.kind.startswith("travel.")}
-    assert kinds == {golden.kind for golden in GOLDEN}
+    assert kinds == {case.kind for case in CASES}
 
 
-if __name__ == "__main__":  # the child process of `paper_outcomes`
-    print(json.dumps({golden.id: outcome(golden) for golden in GOLDEN if golden.release == sys.argv[1]}))
+if __name__ == "__main__":
+    hint_golden.main(CASES)

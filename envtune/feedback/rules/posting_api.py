@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from envtune.feedback.core import FeedbackContext, hint_rule
+from envtune.feedback.core import FeedbackContext, hint_rule, login_step
 
 _NEEDS_LOGIN = ("post_tweet", "retweet", "comment", "follow_user", "list_all_following", "unfollow_user")
 _TAKES_TWEET_ID = ("retweet", "comment", "mention", "get_tweet", "get_tweet_comments")
@@ -18,12 +18,10 @@ _TAKES_TWEET_ID = ("retweet", "comment", "mention", "get_tweet", "get_tweet_comm
 
 
 def _login_step(context: FeedbackContext) -> str:
-    """What to do about a missing login, for whether the login tool is available now."""
-    tool = context.call.name
-    if not context.available("authenticate_twitter"):
-        return "No tool to log in is available right now, so tell the user this cannot be done yet."
-    return (f"Log in first with authenticate_twitter, using the username and password the user gave you (ask the "
-            f"user for them if you do not have them), then call '{tool}' again.")
+    """The login step, worded for Twitter: log in with the user's own credentials, then repeat the call."""
+    return login_step(context, "authenticate_twitter", (
+        "Log in first with authenticate_twitter, using the username and password the user gave you (ask the user for "
+        f"them if you do not have them), then call '{context.call.name}' again."))
 
 
 @hint_rule("posting.not_authenticated", "state_prerequisite", r"^User not authenticated\. Please authenticate before",

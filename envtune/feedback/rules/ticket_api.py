@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import re
 
-from envtune.feedback.core import FeedbackContext, hint_rule, login_step
+from envtune.feedback.core import (
+    FeedbackContext,
+    hint_rule,
+    login_required_rule,
+    login_step,
+)
 
 # The keys `edit_ticket` accepts in `updates` (its docs name all four; the backend rejects others).
 _EDITABLE_FIELDS = ("title", "description", "status", "priority")
 
-
-
-
-@hint_rule(
-    "ticket.not_authenticated", "state_prerequisite", r"User not authenticated\. Please log in to (?P<action>[^.]+)\.",
-    tools=("create_ticket", "get_user_tickets"),
-)
-def not_authenticated(context: FeedbackContext, match: re.Match) -> str:
-    return f"You are not logged in to the ticket system, which is needed to {match['action']}. {login_step(context, 'ticket_login')}"
+login_required_rule("ticket.not_authenticated", "ticket system", "ticket_login", ("create_ticket", "get_user_tickets"))
 
 
 @hint_rule("ticket.invalid_priority", "parameter_constraint", r"^Invalid priority\.", tools=("create_ticket",))

@@ -15,7 +15,12 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from envtune.feedback.core import FeedbackContext, hint_rule, login_step
+from envtune.feedback.core import (
+    FeedbackContext,
+    hint_rule,
+    login_required_rule,
+    login_step,
+)
 
 # Tools that check the login first. The last three return that error inside a list, which
 # `core.error_message` does not read as an error yet, so for them this rule cannot fire today.
@@ -58,10 +63,7 @@ def _named(context: FeedbackContext, names: list[str]) -> str:
     return " and ".join(f"{name}={context.arguments[name]!r}" for name in names)
 
 
-@hint_rule("trading.not_authenticated", "state_prerequisite",
-           r"User not authenticated\. Please log in to (?P<action>[^.]+)\.", tools=_LOGIN_GATED)
-def not_authenticated(context: FeedbackContext, match: re.Match) -> str:
-    return f"You are not logged in to the trading system, which is needed to {match['action']}. {login_step(context, 'trading_login')}"
+login_required_rule("trading.not_authenticated", "trading system", "trading_login", _LOGIN_GATED)
 
 
 @hint_rule("trading.unknown_symbol", "dependency_missing",
@@ -71,12 +73,10 @@ def unknown_symbol(context: FeedbackContext, match: re.Match) -> str:
     symbol = context.arguments.get("symbol")
     problem = (f"The trading system has no stock with the symbol {symbol!r}; stocks are named by ticker symbols, "
                "not company names.")
-    lookups = [
-        description for tool, description in (
-            ("get_symbol_by_name", "get_symbol_by_name gives the symbol of a company name"),
-            ("get_available_stocks", "get_available_stocks lists the symbols of a sector"),
-        ) if context.available(tool)
-    ]
+    lookups = context.tool_uses({
+        "get_symbol_by_name": "gives the symbol of a company name",
+        "get_available_stocks": "lists the symbols of a sector",
+    })
     if not lookups:
         return f"{problem} Ask the user for the stock's ticker symbol."
     return (f"{problem} Look the symbol up first: {' and '.join(lookups)}. If the symbol already came from "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from envtune.feedback.core import FeedbackContext, hint_rule
+from envtune.feedback.core import FeedbackContext, agreeing, hint_rule, quoted
 
 # Tools that check an access token before doing anything else.
 TOKEN_TOOLS = (
@@ -24,7 +24,6 @@ BOOKING_TOOLS = ("retrieve_invoice", "cancel_booking", "purchase_insurance", "co
 AIRPORT_CODE = re.compile(r"[A-Z]{3}")
 
 
-
 def _log_in(context: FeedbackContext) -> str:
     """How to get a valid access token with the tools available now."""
     if context.available("authenticate_travel"):
@@ -35,12 +34,10 @@ def _log_in(context: FeedbackContext) -> str:
 
 def _airport_lookup(context: FeedbackContext) -> str:
     """Which tools turn a city into an airport code, or what to do without them."""
-    tools = [
-        f"{tool} {purpose}" for tool, purpose in (
-            ("get_nearest_airport_by_city", "gives the airport code for a city name"),
-            ("list_all_airports", "lists every airport the system knows"),
-        ) if context.available(tool)
-    ]
+    tools = context.tool_uses({
+        "get_nearest_airport_by_city": "gives the airport code for a city name",
+        "list_all_airports": "lists every airport the system knows",
+    })
     if not tools:
         return "Ask the user for the correct airport code."
     return f"To find the right code: {'; '.join(tools)}."
@@ -56,10 +53,6 @@ def _card_numbers(context: FeedbackContext) -> set[str]:
     """The card numbers stored on the registered cards (scenarios name the field either way)."""
     cards = getattr(context.instance, "credit_card_list", {}) or {}
     return {str(card.get("card_number", card.get("number"))) for card in cards.values() if isinstance(card, dict)}
-
-
-def _quoted(value: object) -> str:
-    return f"'{value}'" if isinstance(value, str) else repr(value)
 
 
 # --- logging in -------------------------------------------------------------------------------------
@@ -88,7 +81,7 @@ def token_expired(context: FeedbackContext, match: re.Match) -> str:
 @hint_rule("travel.invalid_access_token", "parameter_constraint", r"^Invalid access token$", tools=TOKEN_TOOLS)
 def invalid_access_token(context: FeedbackContext, match: re.Match) -> str:
     given = context.arguments.get("access_token")
-    return (f"{_quoted(given)} is not the current access token. Pass, exactly as written, the token the user gave "
+    return (f"{quoted(given)} is not the current access token. Pass, exactly as written, the token the user gave "
             "you or the access_token returned by your latest authenticate_travel call; if you have neither, ask "
             "the user for it.")
 
@@ -100,7 +93,7 @@ def invalid_access_token(context: FeedbackContext, match: re.Match) -> str:
 def card_already_registered(context: FeedbackContext, match: re.Match) -> str:
     """The backend compares the new card number with the ids of the registered cards."""
     number = context.arguments.get("card_number")
-    return (f"A registered card already has the id {_quoted(number)}, so nothing was added. If that is the card the "
+    return (f"A registered card already has the id {quoted(number)}, so nothing was added. If that is the card the "
             f"user means, use it directly ({_card_lookup(context)}); otherwise check the card number with the user.")
 
 
@@ -109,18 +102,18 @@ def card_already_registered(context: FeedbackContext, match: re.Match) -> str:
 def card_not_registered(context: FeedbackContext, match: re.Match) -> str:
     card = context.arguments.get("card_id")
     if str(card) in _card_numbers(context):
-        return (f"{_quoted(card)} is the number printed on a registered card, not its card id. Pass the card's id "
+        return (f"{quoted(card)} is the number printed on a registered card, not its card id. Pass the card's id "
                 f"instead: {_card_lookup(context)}.")
     register = (" (or register a new one with register_credit_card if the user wants to add a card)"
                 if context.available("register_credit_card") else "")
-    return (f"No registered card has the id {_quoted(card)}. Card ids are assigned by the system: "
+    return (f"No registered card has the id {quoted(card)}. Card ids are assigned by the system: "
             f"{_card_lookup(context)}{register}. Pass the id exactly as listed.")
 
 
 @hint_rule("travel.card_without_balance", "resource_unavailable", r"^Balance not found$", tools=["book_flight"])
 def card_without_balance(context: FeedbackContext, match: re.Match) -> str:
     card = context.arguments.get("card_id")
-    return (f"Card {_quoted(card)} has no balance on record, so it cannot pay for a flight. Pay with another "
+    return (f"Card {quoted(card)} has no balance on record, so it cannot pay for a flight. Pay with another "
             f"registered card ({_card_lookup(context)}) or ask the user which card to use.")
 
 
@@ -128,11 +121,11 @@ def card_without_balance(context: FeedbackContext, match: re.Match) -> str:
 def insufficient_funds(context: FeedbackContext, match: re.Match) -> str:
     card, cost = context.arguments.get("card_id"), context.arguments.get("travel_cost")
     price = "the price of this flight" if cost is None else f"the travel_cost of {cost}"
-    checks = [f"{tool} shows the {what}" for tool, what in (
-        ("get_flight_cost", "price of the flight"), ("get_credit_card_balance", "balance of a card"),
-    ) if context.available(tool)]
+    checks = context.tool_uses({
+        "get_flight_cost": "shows the price of the flight", "get_credit_card_balance": "shows the balance of a card",
+    })
     check = f" ({'; '.join(checks)})" if checks else ""
-    return (f"The balance of card {_quoted(card)} does not cover {price}{check}. Pay with another card, or ask the "
+    return (f"The balance of card {quoted(card)} does not cover {price}{check}. Pay with another card, or ask the "
             "user how to proceed.")
 
 
@@ -142,7 +135,7 @@ def balance_below_budget_limit(context: FeedbackContext, match: re.Match) -> str
     """A surprising rule of the backend: the paying card must hold at least the budget limit."""
     card = context.arguments.get("card_id")
     change = " or to change the budget limit with set_budget_limit" if context.available("set_budget_limit") else ""
-    return (f"The booking was refused because the balance of card {_quoted(card)} is lower than the budget limit set "
+    return (f"The booking was refused because the balance of card {quoted(card)} is lower than the budget limit set "
             "for this account: the system only books with a card whose balance is at least that limit. Ask the user "
             f"whether to pay with another card{change}.")
 
@@ -153,25 +146,24 @@ def balance_below_budget_limit(context: FeedbackContext, match: re.Match) -> str
            r"^Invalid (departure|destination) airport code: (.*)$", tools=["book_flight"])
 def invalid_airport_code(context: FeedbackContext, match: re.Match) -> str:
     end, code = match.group(1), match.group(2)
-    return (f"{_quoted(code)} is not a known {end} airport. Airports are given as 3-letter IATA codes, not city "
+    return (f"{quoted(code)} is not a known {end} airport. Airports are given as 3-letter IATA codes, not city "
             f"names. {_airport_lookup(context)}")
 
 
 @hint_rule("travel.not_an_airport_code", "dependency_missing", r"^No available route", tools=["get_flight_cost"])
 def not_an_airport_code(context: FeedbackContext, match: re.Match) -> str | None:
     """get_flight_cost does not validate its codes: a city name just makes the route 'unavailable'."""
-    given = {name: context.arguments.get(name) for name in ("travel_from", "travel_to")}
-    wrong = [f"{name}={_quoted(value)}" for name, value in given.items() if not AIRPORT_CODE.fullmatch(str(value))]
+    wrong = context.misfits(AIRPORT_CODE, "travel_from", "travel_to")
     if not wrong:
         return None
-    return (f"{' and '.join(wrong)} {'is not an airport code' if len(wrong) == 1 else 'are not airport codes'}: "
-            f"travel_from and travel_to take 3-letter IATA codes. {_airport_lookup(context)}")
+    return (f"{agreeing(wrong, 'is not an airport code', 'are not airport codes')}: travel_from and travel_to take "
+            f"3-letter IATA codes. {_airport_lookup(context)}")
 
 
 @hint_rule("travel.no_route", "resource_unavailable", r"^No available route", tools=["get_flight_cost", "book_flight"])
 def no_route(context: FeedbackContext, match: re.Match) -> str:
     origin, destination = context.arguments.get("travel_from"), context.arguments.get("travel_to")
-    return (f"The system has no flight from {_quoted(origin)} to {_quoted(destination)}. Make sure both codes are "
+    return (f"The system has no flight from {quoted(origin)} to {quoted(destination)}. Make sure both codes are "
             f"the airports the user meant. {_airport_lookup(context)} If they are, this route is not offered: tell "
             "the user instead of picking other airports yourself.")
 
@@ -180,14 +172,14 @@ def no_route(context: FeedbackContext, match: re.Match) -> str:
            tools=["get_flight_cost", "book_flight"])
 def invalid_travel_class(context: FeedbackContext, match: re.Match) -> str:
     given = context.arguments.get("travel_class")
-    return (f"travel_class must be exactly 'economy', 'business' or 'first' (lowercase); {_quoted(given)} is not "
+    return (f"travel_class must be exactly 'economy', 'business' or 'first' (lowercase); {quoted(given)} is not "
             "one of them. Map the user's wording to one of these three.")
 
 
 @hint_rule("travel.invalid_date_format", "format_mismatch", r"^Invalid date format", tools=["book_flight"])
 def invalid_date_format(context: FeedbackContext, match: re.Match) -> str:
     given = context.arguments.get("travel_date")
-    return (f"travel_date {_quoted(given)} is not a valid date in the form YYYY-MM-DD (four-digit year, then "
+    return (f"travel_date {quoted(given)} is not a valid date in the form YYYY-MM-DD (four-digit year, then "
             "two-digit month and day, separated by hyphens). Rewrite the date the user gave in that form.")
 
 
@@ -202,7 +194,7 @@ def booking_not_found(context: FeedbackContext, match: re.Match) -> str:
     sources = ["the booking_id that book_flight returned"]
     if context.available("get_booking_history"):
         sources.append("the ids that get_booking_history lists")
-    return (f"There is no booking with the id {_quoted(booking)}. Use {' or '.join(sources)}, exactly as written; "
+    return (f"There is no booking with the id {quoted(booking)}. Use {' or '.join(sources)}, exactly as written; "
             "a cancelled booking no longer exists. If you cannot find it, ask the user for the booking id.")
 
 
@@ -226,16 +218,16 @@ def no_exchange_rate(context: FeedbackContext, match: re.Match) -> str:
                else "The tool description lists the supported currency codes.")
     unknown = list(dict.fromkeys(code for code in (base, target) if supported and code not in supported))
     if unknown:
-        names = " and ".join(_quoted(code) for code in unknown)
-        verdict = "is not a supported currency code" if len(unknown) == 1 else "are not supported currency codes"
-        return f"{names} {verdict}. {listing} Use the code of the currency the user means, written exactly like that."
+        names = agreeing([quoted(code) for code in unknown], "is not a supported currency code",
+                         "are not supported currency codes")
+        return f"{names}. {listing} Use the code of the currency the user means, written exactly like that."
     if base == target:
-        return f"Both currencies are {_quoted(base)}: no conversion is needed, the amount stays the same."
+        return f"Both currencies are {quoted(base)}: no conversion is needed, the amount stays the same."
     if "USD" in supported and "USD" not in (base, target):
-        return (f"There is no direct rate between {_quoted(base)} and {_quoted(target)}: rates exist only between USD "
-                f"and the other currencies. Convert from {_quoted(base)} to 'USD' first, then from 'USD' to "
-                f"{_quoted(target)}.")
-    return f"There is no exchange rate between {_quoted(base)} and {_quoted(target)}. {listing}"
+        return (f"There is no direct rate between {quoted(base)} and {quoted(target)}: rates exist only between USD "
+                f"and the other currencies. Convert from {quoted(base)} to 'USD' first, then from 'USD' to "
+                f"{quoted(target)}.")
+    return f"There is no exchange rate between {quoted(base)} and {quoted(target)}. {listing}"
 
 
 @hint_rule("travel.verification_failed", "parameter_constraint", r".", tools=("verify_traveler_information",))

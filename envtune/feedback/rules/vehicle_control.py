@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from envtune.feedback.core import FeedbackContext, hint_rule
+from envtune.feedback.core import FeedbackContext, agreeing, hint_rule, quoted
 
 # Values the 2025 tool docs misspell, mapped to what the backend accepts.
 DOC_TYPOS = {"brakePadle": "brakePedal"}
@@ -28,10 +28,6 @@ def _one_of(context: FeedbackContext, tool: str, argument: str) -> str:
     return f"Use exactly one of: {', '.join(repr(choice) for choice in choices)}."
 
 
-def _quoted(value: object) -> str:
-    return f"'{value}'" if isinstance(value, str) else repr(value)
-
-
 # --- starting the engine ------------------------------------------------------------------------
 
 @hint_rule("vehicle.engine_stopped_anyway", "state_prerequisite", r".", tools=["startEngine"])
@@ -41,6 +37,11 @@ def engine_stopped_anyway(context: FeedbackContext, match: re.Match) -> str | No
         return None
     return ("Despite this message, ignitionMode 'STOP' took effect: the engine is stopped now, so nothing more is "
             "needed to stop it (displayCarStatus with option 'engine' confirms it).")
+
+
+# The fix for either brake error of startEngine.
+_PRESS_BRAKE_FULLY = ("Press it fully with pressBrakePedal (pedalPosition 1 means fully pressed), then call "
+                      "startEngine again.")
 
 
 def _brake_ready(context: FeedbackContext) -> bool:
@@ -60,15 +61,13 @@ def doors_unlocked(context: FeedbackContext, match: re.Match) -> str:
 @hint_rule("vehicle.brake_not_pressed", "state_prerequisite", r"^Brake pedal needs to be pressed",
            tools=["startEngine"])
 def brake_not_pressed(context: FeedbackContext, match: re.Match) -> str:
-    return ("The brake pedal must be held down while the engine starts. Press it fully with pressBrakePedal "
-            "(pedalPosition 1 means fully pressed), then call startEngine again.")
+    return f"The brake pedal must be held down while the engine starts. {_PRESS_BRAKE_FULLY}"
 
 
 @hint_rule("vehicle.brake_not_fully_pressed", "state_prerequisite", r"^Must press the brake fully",
            tools=["startEngine"])
 def brake_not_fully_pressed(context: FeedbackContext, match: re.Match) -> str:
-    return ("The brake pedal is pressed, but not all the way. Press it fully with pressBrakePedal "
-            "(pedalPosition 1 means fully pressed), then call startEngine again.")
+    return f"The brake pedal is pressed, but not all the way. {_PRESS_BRAKE_FULLY}"
 
 
 @hint_rule("vehicle.fuel_tank_empty", "resource_unavailable", r"^Fuel tank is empty\.$", tools=["startEngine"])
@@ -93,9 +92,9 @@ def invalid_choice(context: FeedbackContext, match: re.Match) -> str:
     _, argument, _ = CHOICE_ERRORS[tool]
     given = context.arguments.get(argument)
     if given in DOC_TYPOS and given in context.documented_choices(tool, argument):
-        return (f"{_quoted(given)} is a typo in the tool description: the value the system accepts is "
+        return (f"{quoted(given)} is a typo in the tool description: the value the system accepts is "
                 f"'{DOC_TYPOS[given]}'. Call it again with that spelling.")
-    return f"{_quoted(given)} is not a valid {argument} for {tool}. {_one_of(context, tool, argument)}"
+    return f"{quoted(given)} is not a valid {argument} for {tool}. {_one_of(context, tool, argument)}"
 
 
 for _tool, (_kind, _, _message) in CHOICE_ERRORS.items():
@@ -106,7 +105,7 @@ for _tool, (_kind, _, _message) in CHOICE_ERRORS.items():
 def unknown_door(context: FeedbackContext, match: re.Match) -> str:
     """A door name outside the documented ones makes the backend raise a bare KeyError, after it
     has already changed the doors listed before it."""
-    return (f"{_quoted(match.group(1))} is not a door of this car. {_one_of(context, 'lockDoors', 'door')} Doors "
+    return (f"{quoted(match.group(1))} is not a door of this car. {_one_of(context, 'lockDoors', 'door')} Doors "
             "listed before it in this call were already changed; displayCarStatus with option 'doors' shows the "
             "current state.")
 
@@ -166,9 +165,9 @@ def invalid_cruise_speed(context: FeedbackContext, match: re.Match) -> str:
 @hint_rule("vehicle.weather_service_down", "resource_unavailable", r"^404$",
            tools=["get_outside_temperature_from_weather_com"])
 def weather_service_down(context: FeedbackContext, match: re.Match) -> str:
-    """This tool always answers {"error": 404}, an int: the rule runs once the core reads such errors as text."""
+    """This tool always answers {"error": 404}, an int, which the core reads as the error text '404'."""
     other = "get_outside_temperature_from_google"
-    if other in context.tool_docs:
+    if context.available(other):
         return f"This weather service is unavailable (error 404). Get the outside temperature with {other} instead."
     return ("This weather service is unavailable (error 404) and no other temperature tool is available now: tell "
             "the user you cannot get the outside temperature.")
@@ -179,16 +178,16 @@ def weather_service_down(context: FeedbackContext, match: re.Match) -> str:
 def unknown_zipcode_pair(context: FeedbackContext, match: re.Match) -> str:
     given = {name: context.arguments.get(name) for name in ("cityA", "cityB")}
     lookup = ("get_zipcode_based_on_city gives the zipcode of a city name."
-              if "get_zipcode_based_on_city" in context.tool_docs else "Ask the user for the zipcodes.")
-    not_zipcodes = [f"{name}={_quoted(value)}" for name, value in given.items() if not ZIPCODE.fullmatch(str(value))]
+              if context.available("get_zipcode_based_on_city") else "Ask the user for the zipcodes.")
+    not_zipcodes = context.misfits(ZIPCODE, "cityA", "cityB")
     if not_zipcodes:
-        return (f"estimate_distance takes 5-digit zipcodes, not city names, and {' and '.join(not_zipcodes)} "
-                f"{'is not a zipcode' if len(not_zipcodes) == 1 else 'are not zipcodes'}. {lookup}")
+        return ("estimate_distance takes 5-digit zipcodes, not city names, and "
+                f"{agreeing(not_zipcodes, 'is not a zipcode', 'are not zipcodes')}. {lookup}")
     unknown_city = [name for name, value in given.items() if value == UNKNOWN_CITY_ZIPCODE]
     if unknown_city:
         return (f"'{UNKNOWN_CITY_ZIPCODE}' (given as {' and '.join(unknown_city)}) is what get_zipcode_based_on_city "
                 "returns for a city it does not know, not a real zipcode. Check the spelling of the city name (ask the "
                 "user if unsure); if it is right, tell the user the distance is not available.")
-    return (f"No distance is known between the zipcodes {_quoted(given['cityA'])} and {_quoted(given['cityB'])}: at "
+    return (f"No distance is known between the zipcodes {quoted(given['cityA'])} and {quoted(given['cityB'])}: at "
             "least one of them is not a zipcode this system knows. Make sure each one is the zipcode of the city the "
             f"user meant. {lookup} If both are right, tell the user the distance is not available.")
