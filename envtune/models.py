@@ -1,0 +1,142 @@
+"""Models and tokenizers: any Hugging Face causal LM for real runs, and a tiny one built locally.
+
+The tiny model has a real architecture (Qwen2) with random weights, and a real byte-level BPE
+tokenizer trained on the benchmark's own text (tool docs, requests, the protocol's tags) with a
+ChatML chat template. It needs no model hub, so the demo, the smoke preset and the tests run on any
+CPU machine; the same code paths then load any model path or hub id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from envtune.bfcl.release import cache_dir
+
+TINY_MODEL_VERSION = 1  # bump when the recipe below changes, so cached copies are rebuilt
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Protocol tags get their own tokens (kept in decoded text, unlike special tokens).
+TAG_TOKENS = [
+    "<think>", "</think>", "<tool_call>", "</tool_call>", "<answer>", "</answer>",
+    "<tool_response>", "</tool_response>",
+]
+
+# ChatML, as Qwen models use it; assistant tool calls (native protocol) render as a <tool_call> block.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] %}{{- message['content'] }}{%- endif %}"
+    "{%- if message.get('tool_calls') %}"
+    "{{- '<tool_call>' + (message['tool_calls'] | map(attribute='function') | list | tojson) + '</tool_call>' }}"
+    "{%- endif %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def _corpus(release: str | None) -> Iterator[str]:
+    """Text the tokenizer learns from: every tool doc, request and ground-truth call, plus the
+    environment's own messages, so common words and JSON keys become single tokens."""
+    from envtune.bfcl.tasks import load_tasks
+    from envtune.env import prompts
+
+    tasks = load_tasks(release=release)
+    seen_docs = set()
+    for task in tasks:
+        for doc in task.tool_docs(task.num_turns):
+            if doc["name"] not in seen_docs:
+                seen_docs.add(doc["name"])
+                yield json.dumps(doc)
+        for turn in task.turns:
+            for message in turn:
+                yield message["content"]
+        for calls in task.ground_truth:
+            yield " ".join(calls)
+    for protocol in ("envtune", "prompt"):
+        yield prompts.system_prompt(protocol, "extended", [])
+        yield prompts.REMINDER[protocol]
+    yield prompts.CALLED_WHEN_ASKING
+
+
+def build_tokenizer(vocab_size: int = 2048, release: str | None = None):
+    """A byte-level BPE tokenizer trained locally, wrapped as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    core.train_from_iterator(_corpus(release), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.add_tokens(TAG_TOKENS)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, layers: int = 2):
+    """A Qwen2 causal LM with random weights, sized to run GRPO steps on a laptop CPU."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=32768, tie_word_embeddings=True,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def tiny_model_path(seed: int = 0, release: str | None = None) -> Path:
+    """Directory of the tiny model and tokenizer, built once into the user cache (atomically)."""
+    key = hashlib.sha256(f"{TINY_MODEL_VERSION}:{seed}:{release}".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"tiny-qwen2-{key}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
+    try:
+        tokenizer = build_tokenizer(release=release)
+        model = build_tiny_model(tokenizer, seed=seed)
+        tokenizer.save_pretrained(staging)
+        model.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: str | None = None):
+    """Any causal LM and its tokenizer, by local path or hub id (`tiny` builds the local one)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tiny_model_path() if str(path_or_id) == "tiny" else path_or_id
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.chat_template is None:
+        raise ValueError(f"the tokenizer of {path_or_id} has no chat template; envtune needs one to render episodes")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    if device:
+        model.to(device)
+    return model, tokenizer
