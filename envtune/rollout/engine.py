@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from envtune.env.episode import Episode
+from envtune.env.rewards import REWARDS
 from envtune.rollout.backends import GenerationBackend, GenerationRequest, SamplingParams
 
 Message = dict[str, Any]
@@ -108,7 +109,9 @@ class RolloutEngine:
             round_number += 1
         for item in running:
             item.rollout.reward = item.episode.reward()
-            item.rollout.info = item.episode.info()
+            item.rollout.info = {
+                **item.episode.info(), "rewards": {name: item.episode.reward(name) for name in REWARDS},
+            }
         return [item.rollout for item in running]
 
     def _budget(self, rollout: Rollout) -> int:

@@ -1,0 +1,106 @@
+"""GRPO on one machine through TRL's `GRPOTrainer`, with envtune episodes as the rollouts.
+
+TRL hands `rollout_func` the prompts of a batch (each task id repeated `num_generations` times);
+we play each as an episode with the rollout engine against the policy being trained and return
+token ids, the environment mask (environment tokens get no loss) and the episode's numbers as
+extra fields. The stage's reward is one of those fields, read back by `episode_reward`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from envtune.bfcl.tasks import Task
+from envtune.env.episode import Episode, EpisodeConfig
+from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
+
+# Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs).
+EPISODE_FIELDS = (
+    "episode_reward", "progress", "format_reward", "turn_success_rate", "format_error_rate",
+    "tool_calls", "hints", "rounds", "model_tokens", "truncated",
+)
+
+
+def episode_numbers(rollout: Rollout) -> dict[str, float]:
+    """What a practitioner watches for one episode, from its rollout."""
+    info = rollout.info
+    successes = info["turn_successes"]
+    return {
+        "episode_reward": rollout.reward,
+        "progress": info["rewards"]["progress"],
+        "format_reward": info["rewards"]["format"],
+        "turn_success_rate": sum(successes) / max(len(successes), 1),
+        "format_error_rate": info["format_violations"] / max(info["responses"], 1),
+        "tool_calls": float(info["valid_calls"] + info["invalid_calls"]),
+        "hints": float(len(info["hints"])),
+        "rounds": float(info["responses"]),
+        "model_tokens": float(rollout.model_tokens),
+        "truncated": float(rollout.truncated),
+    }
+
+
+@dataclass
+class EpisodeRollouts:
+    """A TRL `rollout_func`: plays the batch's tasks as episodes with the policy being trained."""
+
+    tasks: dict[str, Task]
+    tokenizer: Any
+    episode_config: EpisodeConfig
+    sampling: SamplingParams
+    max_completion_tokens: int
+    generation_batch_size: int = 16
+    # Builds the generation backend from the policy being trained (default: batched transformers).
+    backend_factory: Callable[[Any, Any, int], GenerationBackend] = HFBackend
+    on_rollouts: Callable[[list[Rollout]], None] | None = None  # e.g. write samples to the run directory
+    _round: int = field(default=0, init=False)
+    episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
+
+    def __call__(self, prompts: Sequence[str], trainer) -> dict[str, Any]:
+        unknown = [prompt for prompt in prompts if prompt not in self.tasks]
+        if unknown:
+            raise ValueError(f"rollout prompts must be BFCL task ids; got {unknown[0]!r}")
+        seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._round
+        self._round += 1
+        engine = RolloutEngine(
+            self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size), self.tokenizer,
+            SamplingParams(**{**vars(self.sampling), "seed": seed}), self.max_completion_tokens,
+        )
+        self.episodes = [Episode(self.tasks[prompt], self.episode_config) for prompt in prompts]
+        try:
+            rollouts = engine.run(self.episodes)
+        finally:
+            for episode in self.episodes:
+                episode.close()
+        if self.on_rollouts is not None:
+            self.on_rollouts(rollouts)
+        numbers = [episode_numbers(rollout) for rollout in rollouts]
+        output: dict[str, Any] = {
+            "prompt_ids": [rollout.prompt_ids for rollout in rollouts],
+            "completion_ids": [rollout.completion_ids for rollout in rollouts],
+            "env_mask": [rollout.env_mask for rollout in rollouts],
+            "logprobs": None,
+        }
+        for name in EPISODE_FIELDS:
+            output[name] = [row[name] for row in numbers]
+        return output
+
+
+def episode_reward(prompts, completions, episode_reward, **kwargs) -> list[float]:
+    """The reward function TRL calls: the stage reward each episode already computed."""
+    return list(episode_reward)
+
+
+def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: EpisodeRollouts, args, peft_config=None):
+    """A `GRPOTrainer` whose dataset is the stage's task ids and whose rollouts are episodes."""
+    import os
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; we pin the version
+    dataset = Dataset.from_list([{"prompt": task_id} for task_id in train_task_ids])
+    return GRPOTrainer(
+        model=model, reward_funcs=[episode_reward], args=args, train_dataset=dataset,
+        processing_class=tokenizer, rollout_func=rollouts, peft_config=peft_config,
+    )

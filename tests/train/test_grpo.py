@@ -1,0 +1,117 @@
+"""Real GRPO steps through TRL with the tiny model: weights move, environment tokens get no loss."""
+
+import pytest
+import torch
+
+from envtune.bfcl.tasks import task_index
+from envtune.env import EpisodeConfig
+from envtune.models import load_model_and_tokenizer
+from envtune.env.oracle import oracle_reply
+from envtune.rollout import ChatRenderer, HFBackend, SamplingParams
+from envtune.train.grpo import EPISODE_FIELDS, EpisodeRollouts, make_trainer
+
+
+def grpo_args(tmp_path, **overrides):
+    from trl import GRPOConfig
+
+    settings = dict(
+        output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, per_device_train_batch_size=4,
+        num_generations=2, max_completion_length=64, max_steps=1, learning_rate=1e-2, logging_steps=1,
+        report_to=[], beta=0.1, epsilon=0.2, epsilon_high=0.28, save_strategy="no", seed=0, disable_tqdm=True,
+    )
+    settings.update(overrides)
+    return GRPOConfig(**settings)
+
+
+def snapshot(model):
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+class HalfOracle:
+    """Even episodes get the ground-truth oracle's reply, odd ones the model's own generation, so a
+    random model's batch still has rewards that differ (GRPO learns nothing from equal rewards)."""
+
+    def __init__(self, model, tokenizer, batch_size, rollouts_ref):
+        self.model_backend = HFBackend(model, tokenizer, batch_size)
+        self.renderer = ChatRenderer(tokenizer)
+        self.eos_token_id = tokenizer.eos_token_id
+        self.rollouts_ref = rollouts_ref
+
+    def generate(self, requests, sampling):
+        generated = iter(self.model_backend.generate([r for r in requests if r.episode % 2], sampling))
+        episodes = self.rollouts_ref[0].episodes
+        return [
+            next(generated) if request.episode % 2
+            else self.renderer.encode(oracle_reply(episodes[request.episode])) + [self.eos_token_id]
+            for request in requests
+        ]
+
+
+def test_grpo_steps_on_episodes_change_the_weights(tmp_path):
+    model, tokenizer = load_model_and_tokenizer("tiny")
+    tasks = task_index()
+    logged, reference = [], []
+    rollouts = EpisodeRollouts(
+        tasks, tokenizer, EpisodeConfig(max_steps_per_turn=2, reward="format"),
+        SamplingParams(max_new_tokens=12, seed=0), max_completion_tokens=200, on_rollouts=logged.append,
+        backend_factory=lambda model, tokenizer, size: HalfOracle(model, tokenizer, size, reference),
+    )
+    reference.append(rollouts)
+    before = snapshot(model)
+    trainer = make_trainer(model, tokenizer, ["multi_turn_base_1", "multi_turn_miss_param_3"], rollouts, grpo_args(tmp_path))
+    trainer.train()
+    assert any(not torch.equal(parameter, before[name]) for name, parameter in model.named_parameters())
+    assert len(logged) == 1 and len(logged[0]) == 4  # 2 tasks x 2 generations
+    assert all(len(rollout.env_mask) == len(rollout.completion_ids) <= 200 for rollout in logged[0])
+    assert [rollout.reward > 0 for rollout in logged[0]] == [True, False, True, False]
+    history = trainer.state.log_history[0]
+    assert "grad_norm" in history and "reward" in history
+
+
+class SyntheticRollouts:
+    """Short fixed sequences: model tokens first, then trailing environment tokens."""
+
+    def __init__(self, tail, tail_mask):
+        self.tail, self.tail_mask = tail, tail_mask
+
+    def __call__(self, prompts, trainer):
+        count = len(prompts)
+        model_part = [[5, 6, 7, 8], [9, 10, 11, 12]] * (count // 2)
+        return {
+            "prompt_ids": [[1, 2, 3]] * count,
+            "completion_ids": [ids + self.tail for ids in model_part],
+            "env_mask": [[1] * 4 + [self.tail_mask] * len(self.tail)] * count,
+            "logprobs": None,
+            "episode_reward": [1.0, 0.0] * (count // 2),
+        }
+
+
+def weights_after_one_step(tmp_path, tail, tail_mask):
+    model, tokenizer = load_model_and_tokenizer("tiny")
+    trainer = make_trainer(model, tokenizer, ["multi_turn_base_1", "multi_turn_base_2"], SyntheticRollouts(tail, tail_mask), grpo_args(tmp_path))
+    trainer.train()
+    return snapshot(model)
+
+
+def same(first, second):
+    return all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_environment_tokens_carry_no_loss(tmp_path):
+    masked_a = weights_after_one_step(tmp_path, tail=[20, 21, 22], tail_mask=0)
+    masked_b = weights_after_one_step(tmp_path, tail=[300, 301, 302], tail_mask=0)
+    assert same(masked_a, masked_b)  # what the environment said after the model's tokens changes nothing
+    unmasked_a = weights_after_one_step(tmp_path, tail=[20, 21, 22], tail_mask=1)
+    unmasked_b = weights_after_one_step(tmp_path, tail=[300, 301, 302], tail_mask=1)
+    assert not same(unmasked_a, unmasked_b)  # the control: as model tokens they would be trained on
+
+
+def test_every_episode_number_reaches_the_reward_functions():
+    from envtune.rollout.engine import Rollout
+    from envtune.train.grpo import episode_numbers
+
+    info = {"turn_successes": [True, False], "responses": 4, "format_violations": 1, "valid_calls": 2,
+            "invalid_calls": 1, "hints": [{"kind": "x"}], "rewards": {"progress": 0.25, "format": 1.4}}
+    numbers = episode_numbers(Rollout("multi_turn_base_0", [1], [2, 3], [1, 0], reward=0.25, info=info))
+    assert set(numbers) == set(EPISODE_FIELDS)
+    assert numbers["format_error_rate"] == 0.25 and numbers["turn_success_rate"] == 0.5 and numbers["tool_calls"] == 3.0
