@@ -1,6 +1,5 @@
 """Real GRPO steps through TRL with the tiny model: weights move, environment tokens get no loss."""
 
-import pytest
 import torch
 
 from envtune.bfcl.tasks import task_index
