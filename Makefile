@@ -30,6 +30,7 @@ test: fetch
 bench: fetch
 	$(BIN)/python bench/executor_throughput.py
 	$(BIN)/python bench/episode_memory.py
+	$(BIN)/python bench/rollout_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

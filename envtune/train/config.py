@@ -1,0 +1,160 @@
+"""The curriculum as configuration: stages declared in YAML, checked before anything runs.
+
+A config has `defaults` (applied to every stage) and `stages` (each overriding what it needs):
+
+    name: paper
+    seed: 0
+    defaults:
+      episode: {feedback: standard, prompt: basic, protocol: envtune, max_steps_per_turn: 5}
+      grpo: {learning_rate: 1.0e-6, beta: 0.1, num_generations: 16, ...}   # TRL GRPOConfig fields
+      sampling: {max_new_tokens: 1024, temperature: 1.0}
+      max_completion_tokens: 24576
+      validation: {split: val, every: 1, max_tasks: null}
+      transition: {patience: 5, ...}                                        # TransitionRule fields
+    stages:
+      - {name: syntax, split: format, reward: format, max_steps: 100}
+      - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
+
+Unknown keys are errors that name the key and the stage, so a typo never silently falls back to a
+default.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from envtune.bfcl.splits import SPLIT_NAMES
+from envtune.bfcl.tasks import CATEGORIES
+from envtune.env.episode import EpisodeConfig
+from envtune.env.rewards import REWARDS
+from envtune.rollout import SamplingParams
+
+STAGE_KEYS = {
+    "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
+    "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora",
+}
+VALIDATION_KEYS = {"split", "every", "max_tasks"}
+
+
+class ConfigError(ValueError):
+    """A curriculum config that cannot run; the message names the stage and the key."""
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    split: str = "val"
+    every: int = 1  # optimizer steps between validations
+    max_tasks: int | None = None  # a stratified subset for quick runs; None: the whole split
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    split: str
+    reward: str
+    max_steps: int
+    categories: tuple[str, ...] = CATEGORIES
+    episode: EpisodeConfig = EpisodeConfig()
+    grpo: Mapping[str, Any] = field(default_factory=dict)
+    sampling: SamplingParams = SamplingParams()
+    max_completion_tokens: int = 4096
+    validation: ValidationConfig = ValidationConfig()
+    transition: Mapping[str, Any] = field(default_factory=dict)
+    generation_batch_size: int = 16
+    lora: Mapping[str, Any] | None = None  # PEFT LoraConfig fields; None trains every weight
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    name: str
+    stages: tuple[StageConfig, ...]
+    seed: int = 0
+    source: Mapping[str, Any] = field(default_factory=dict)  # the document as loaded, for the run directory
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: mappings merge key by key, anything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _check_keys(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+
+
+def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
+    where = f"stage {index + 1} ({raw.get('name', 'unnamed')})"
+    _check_keys(where, raw, STAGE_KEYS)
+    for required in ("name", "split", "reward", "max_steps"):
+        if required not in raw:
+            raise ConfigError(f"{where}: missing {required!r}")
+    if raw["split"] not in SPLIT_NAMES:
+        raise ConfigError(f"{where}: split {raw['split']!r} is not one of {', '.join(SPLIT_NAMES)}")
+    if raw["reward"] not in REWARDS:
+        raise ConfigError(f"{where}: reward {raw['reward']!r} is not one of {', '.join(REWARDS)}")
+    categories = tuple(raw.get("categories", CATEGORIES))
+    if not categories or any(category not in CATEGORIES for category in categories):
+        raise ConfigError(f"{where}: categories must be a non-empty subset of {', '.join(CATEGORIES)}, got {list(categories)}")
+    if not isinstance(raw["max_steps"], int) or raw["max_steps"] < 1:
+        raise ConfigError(f"{where}: max_steps must be a positive integer, got {raw['max_steps']!r}")
+    validation = dict(raw.get("validation", {}))
+    _check_keys(f"{where} validation", validation, VALIDATION_KEYS)
+    try:
+        episode = EpisodeConfig(**{**raw.get("episode", {}), "reward": raw["reward"]})
+        sampling = SamplingParams(**raw.get("sampling", {}))
+        validation_config = ValidationConfig(**validation)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+    if validation_config.split not in SPLIT_NAMES:
+        raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
+    return StageConfig(
+        name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
+        categories=categories, episode=episode, grpo=dict(raw.get("grpo", {})), sampling=sampling,
+        max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
+        transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
+        lora=raw.get("lora"),
+    )
+
+
+def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
+    """Build and check a curriculum from a loaded YAML document."""
+    if not isinstance(document, Mapping):
+        raise ConfigError("a curriculum config is a mapping with 'name', 'defaults' and 'stages'")
+    _check_keys("config", document, {"name", "seed", "defaults", "stages"})
+    defaults = document.get("defaults", {}) or {}
+    _check_keys("defaults", defaults, STAGE_KEYS - {"name"})
+    stages = document.get("stages")
+    if not stages or not isinstance(stages, list):
+        raise ConfigError("config: 'stages' must be a non-empty list")
+    names = [stage.get("name") for stage in stages if isinstance(stage, Mapping)]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"config: stage names must be unique, got {names}")
+    return CurriculumConfig(
+        name=str(document.get("name", "curriculum")),
+        stages=tuple(_stage(index, _merge(defaults, stage)) for index, stage in enumerate(stages)),
+        seed=int(document.get("seed", 0)),
+        source=copy.deepcopy(dict(document)),
+    )
+
+
+def load_config(path: str | Path) -> CurriculumConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    return parse_config(document)

@@ -1,0 +1,320 @@
+"""Run the curriculum: stage after stage of GRPO, validation, the transition rule, checkpoint hand-off,
+and a run directory a person can read and a killed run can resume from.
+
+Run directory:
+
+    config.yaml          the resolved config, with the model and the BFCL release
+    state.json           which stages are done and where each one's best checkpoint is
+    metrics.jsonl        every logged training step and validation, tagged with the stage
+    decisions.jsonl      every transition check, with the numbers behind it
+    rollouts.jsonl       sampled rollouts: messages, feedback, turn verdicts, rewards
+    stages/NN-name/      the stage's trainer output: checkpoint-N/, best-step-N/, TensorBoard events,
+                         history.json (validations and grad norms the rule reads)
+    summary.json         per stage: steps, best validation, decision; written at the end
+
+Every file is written atomically (write to a temporary file, then rename), so a `kill -9` at any
+moment leaves either the old or the new version. Running the same command again skips finished
+stages and resumes the current one from its last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from envtune.bfcl.release import resolve_release
+from envtune.bfcl.splits import split_tasks
+from envtune.bfcl.tasks import CATEGORIES, task_index
+from envtune.env.episode import Episode, EpisodeConfig
+from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
+from envtune.train.config import CurriculumConfig, StageConfig
+from envtune.train.transition import StageHistory, TransitionRule
+
+SAMPLED_ROLLOUTS_PER_BATCH = 2
+
+
+# ----- files -----------------------------------------------------------------------------------
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+
+
+def write_json(path: Path, document: Any) -> None:
+    write_atomically(path, json.dumps(document, indent=1, default=str) + "\n")
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """One line per record; a line cut by a kill is skipped by `read_jsonl`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+        handle.flush()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the last line of a killed run may be cut short
+    return records
+
+
+def last_complete_checkpoint(stage_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` that has its trainer state (a kill during saving leaves none)."""
+    complete = [
+        path for path in stage_dir.glob("checkpoint-*")
+        if (path / "trainer_state.json").is_file() and path.name.split("-")[-1].isdigit()
+    ]
+    return max(complete, key=lambda path: int(path.name.split("-")[-1]), default=None)
+
+
+# ----- validation ------------------------------------------------------------------------------
+def validation_tasks(stage: StageConfig, release: str | None):
+    """The stage's validation split, or a stratified subset of `max_tasks` (same count per category)."""
+    tasks = split_tasks(stage.validation.split, release)
+    if stage.validation.max_tasks is None:
+        return tasks
+    per_category = max(1, math.ceil(stage.validation.max_tasks / len(CATEGORIES)))
+    return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
+
+
+def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
+    """Greedy episodes with standard feedback: official per-task accuracy per category and progress."""
+    config = EpisodeConfig(**{**asdict(stage.episode), "feedback": "standard"})
+    engine = RolloutEngine(
+        HFBackend(model, tokenizer, stage.generation_batch_size), tokenizer,
+        SamplingParams(max_new_tokens=stage.sampling.max_new_tokens, do_sample=False),
+        stage.max_completion_tokens,
+    )
+    episodes = [Episode(task, config) for task in tasks]
+    rollouts = engine.run(episodes)
+    for episode in episodes:
+        episode.close()
+    metrics: dict[str, float] = {}
+    accuracies = []
+    for category in CATEGORIES:
+        scored = [rollout for rollout, task in zip(rollouts, tasks) if task.category == category]
+        if scored:
+            accuracy = sum(rollout.info["rewards"]["binary"] for rollout in scored) / len(scored)
+            metrics[f"val/accuracy_{category}"] = accuracy
+            accuracies.append(accuracy)
+    metrics["val/accuracy"] = sum(accuracies) / len(accuracies)
+    metrics["val/progress"] = sum(rollout.info["rewards"]["progress"] for rollout in rollouts) / len(rollouts)
+    return metrics
+
+
+def rollout_record(rollout: Rollout) -> dict[str, Any]:
+    """A rollout as a person reads it."""
+    return {
+        "task_id": rollout.task_id, "reward": rollout.reward, "truncated": rollout.truncated,
+        "rewards": rollout.info.get("rewards"), "turn_verdicts": rollout.info.get("turn_verdicts"),
+        "hints": rollout.info.get("hints"), "messages": rollout.messages[1:],  # the system prompt is in config
+    }
+
+
+# ----- one stage -------------------------------------------------------------------------------
+class StageMonitor(TrainerCallback):
+    """Trainer callback: logs metrics, validates every `every` steps, keeps the best checkpoint and
+    stops the stage when the transition rule says so."""
+
+    def __init__(self, run: "CurriculumRun", index: int, stage: StageConfig, model, tokenizer):
+        self.run, self.index, self.stage = run, index, stage
+        self.model, self.tokenizer = model, tokenizer
+        self.stage_dir = run.stage_dir(index, stage)
+        self.history_path = self.stage_dir / "history.json"
+        saved = json.loads(self.history_path.read_text()) if self.history_path.is_file() else {}
+        self.val_accuracy: list[list[float]] = saved.get("val_accuracy", [])
+        self.grad_norm: list[list[float]] = saved.get("grad_norm", [])
+        self.best_checkpoint: str | None = saved.get("best_checkpoint")
+        self.rule = TransitionRule.from_dict({**stage.transition, "max_steps": stage.max_steps})
+        self.val_tasks = validation_tasks(stage, run.release)
+        self.decision = None
+        self._due: int | None = None
+
+    def _save_history(self) -> None:
+        write_json(self.history_path, {
+            "val_accuracy": self.val_accuracy, "grad_norm": self.grad_norm, "best_checkpoint": self.best_checkpoint,
+        })
+
+    def _validate(self, step: int) -> None:
+        metrics = validate(self.model, self.tokenizer, self.stage, self.val_tasks)
+        self.run.log(self.stage, step, metrics)
+        best = max((accuracy for _, accuracy in self.val_accuracy), default=-1.0)
+        self.val_accuracy.append([step, metrics["val/accuracy"]])
+        if metrics["val/accuracy"] > best:  # strictly better: ties keep the earlier checkpoint
+            target = self.stage_dir / f"best-step-{step}"
+            staging = self.stage_dir / f".best-step-{step}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            self.model.save_pretrained(staging)
+            self.tokenizer.save_pretrained(staging)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+            previous, self.best_checkpoint = self.best_checkpoint, str(target)
+            self._save_history()
+            if previous and previous != str(target):
+                shutil.rmtree(previous, ignore_errors=True)
+        else:
+            self._save_history()
+
+    def decide(self, step: int):
+        history = StageHistory(
+            steps=step, val_accuracy=[tuple(point) for point in self.val_accuracy],
+            grad_norm=[tuple(point) for point in self.grad_norm],
+        )
+        self.decision = self.rule.decide(history)
+        record = {"stage": self.stage.name, "step": step, "advance": self.decision.advance,
+                  "reason": self.decision.reason, "best_step": self.decision.best_step,
+                  "best_accuracy": self.decision.best_accuracy, "stats": self.decision.stats}
+        append_jsonl(self.run.output / "decisions.jsonl", record)
+        return self.decision
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.val_accuracy:  # score the stage's starting checkpoint once, as step 0
+            self._validate(0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step = state.global_step
+        if step % self.stage.validation.every == 0 or step >= self.stage.max_steps:
+            self._due = step  # validated in on_log, once this step's gradient norm is known
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        step = state.global_step
+        self.run.log(self.stage, step, logs)
+        norm = logs.get("grad_norm")
+        if norm is not None and step > 0 and (not self.grad_norm or self.grad_norm[-1][0] < step):
+            self.grad_norm.append([step, float(norm)])
+        if self._due == step and norm is not None:
+            self._due = None
+            self._validate(step)
+            if self.decide(step).advance:
+                control.should_training_stop = True
+        return control
+
+
+class CurriculumRun:
+    """The whole curriculum in one run directory, resumable."""
+
+    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None):
+        self.config = config
+        self.model_source = str(model)
+        self.output = Path(output)
+        self.release = resolve_release(release).version
+        self.state_path = self.output / "state.json"
+
+    def stage_dir(self, index: int, stage: StageConfig) -> Path:
+        return self.output / "stages" / f"{index + 1:02d}-{stage.name}"
+
+    def log(self, stage: StageConfig, step: int, metrics: dict[str, Any]) -> None:
+        append_jsonl(self.output / "metrics.jsonl", {"stage": stage.name, "step": step, **metrics})
+
+    def _state(self) -> dict[str, Any]:
+        if self.state_path.is_file():
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if state.get("config_name") != self.config.name or state.get("model") != self.model_source:
+                raise ValueError(
+                    f"{self.output} holds a run of config {state.get('config_name')!r} with model "
+                    f"{state.get('model')!r}; use another --output for config {self.config.name!r} with {self.model_source!r}"
+                )
+            return state
+        return {"config_name": self.config.name, "model": self.model_source, "release": self.release, "stages": []}
+
+    def _write_config(self) -> None:
+        import yaml
+
+        document = {**self.config.source, "model": self.model_source, "bfcl_release": self.release}
+        write_atomically(self.output / "config.yaml", yaml.safe_dump(document, sort_keys=False))
+
+    def run(self) -> dict[str, Any]:
+        """Run every stage not yet finished; returns the summary."""
+        self.output.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        state = self._state()
+        start_from = self.model_source
+        for index, stage in enumerate(self.config.stages):
+            done = next((entry for entry in state["stages"] if entry["name"] == stage.name), None)
+            if done is None:
+                done = self._run_stage(index, stage, start_from)
+                state["stages"].append(done)
+                write_json(self.state_path, state)
+            start_from = done["best_checkpoint"] or done["last_checkpoint"] or start_from
+        summary = {"config": self.config.name, "model": self.model_source, "release": self.release,
+                   "final_checkpoint": start_from, "stages": state["stages"]}
+        write_json(self.output / "summary.json", summary)
+        return summary
+
+    def _run_stage(self, index: int, stage: StageConfig, start_from: str) -> dict[str, Any]:
+        import torch
+
+        from envtune.models import load_model_and_tokenizer
+        from envtune.train.grpo import EpisodeRollouts, make_trainer
+
+        on_gpu = torch.cuda.is_available()
+        stage_dir = self.stage_dir(index, stage)
+        model, tokenizer = load_model_and_tokenizer(start_from, dtype=torch.bfloat16 if on_gpu else torch.float32)
+        monitor = StageMonitor(self, index, stage, model, tokenizer)
+        tasks = task_index(self.release)
+        train_ids = [task.id for task in split_tasks(stage.split, self.release) if task.category in stage.categories]
+        rollouts = EpisodeRollouts(
+            tasks, tokenizer, stage.episode, SamplingParams(**{**asdict(stage.sampling), "seed": self.config.seed}),
+            stage.max_completion_tokens, stage.generation_batch_size,
+            on_rollouts=lambda batch: [append_jsonl(self.output / "rollouts.jsonl", {"stage": stage.name, **rollout_record(r)})
+                                       for r in batch[:SAMPLED_ROLLOUTS_PER_BATCH]],
+        )
+        trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, on_gpu),
+                               peft_config=self._lora(stage))
+        trainer.add_callback(monitor)
+        checkpoint = last_complete_checkpoint(stage_dir)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        steps = trainer.state.global_step
+        decision = monitor.decision or monitor.decide(steps)
+        trainer.save_model(str(stage_dir / "last"))
+        tokenizer.save_pretrained(stage_dir / "last")
+        return {
+            "name": stage.name, "steps": steps, "best_checkpoint": monitor.best_checkpoint,
+            "last_checkpoint": str(stage_dir / "last"), "best_accuracy": decision.best_accuracy,
+            "best_step": decision.best_step, "decision": decision.reason,
+        }
+
+    def _grpo_args(self, stage: StageConfig, stage_dir: Path, on_gpu: bool):
+        from trl import GRPOConfig
+
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")  # where transformers writes events
+        options = dict(stage.grpo)
+        bf16 = bool(options.pop("bf16", False)) and on_gpu  # bf16 on GPU, fp32 on CPU
+        return GRPOConfig(
+            **{
+                "save_steps": 5, "save_total_limit": 3, "per_device_train_batch_size": 4,
+                "num_generations": 2, **options,
+                "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not on_gpu, "bf16": bf16,
+                "max_completion_length": stage.max_completion_tokens, "seed": self.config.seed,
+                "logging_steps": 1,  # the transition rule reads every step's gradient norm
+                "report_to": ["tensorboard"],
+                "save_strategy": "steps",
+            }
+        )
+
+    @staticmethod
+    def _lora(stage: StageConfig):
+        if not stage.lora:
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(**stage.lora)
