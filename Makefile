@@ -23,6 +23,8 @@ demo: fetch
 	$(BIN)/envtune replay --split val --mode augmented
 	$(BIN)/envtune play multi_turn_base_0 --mode augmented --script examples/play_script.txt
 	$(BIN)/envtune feedback coverage --show 5
+	rm -rf runs/demo-smoke
+	$(BIN)/envtune tune --preset smoke --output runs/demo-smoke
 
 test: fetch
 	$(BIN)/python -m pytest -q

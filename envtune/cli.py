@@ -10,6 +10,7 @@ from envtune.bfcl import cli as bfcl_cli
 from envtune.bfcl.release import BfclReleaseError
 from envtune.env import cli as env_cli
 from envtune.feedback import cli as feedback_cli
+from envtune.train import cli as train_cli
 
 
 # Bad input or environment (a missing file, a malformed line, an unknown id, no cached release):
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     bfcl_cli.register(commands)
     env_cli.register(commands)
     feedback_cli.register(commands)
+    train_cli.register(commands)
     return parser
 
 

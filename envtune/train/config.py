@@ -31,6 +31,7 @@ from envtune.bfcl.tasks import CATEGORIES
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
 from envtune.rollout import SamplingParams
+from envtune.train.transition import TransitionRule
 
 STAGE_KEYS = {
     "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
@@ -115,6 +116,10 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         validation_config = ValidationConfig(**validation)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
+    try:
+        TransitionRule.from_dict({**raw.get("transition", {}), "max_steps": raw["max_steps"]})
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where} transition: {error}") from None
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     return StageConfig(

@@ -1,0 +1,70 @@
+"""Curriculum configs load, merge defaults into stages, and reject mistakes by name."""
+
+from pathlib import Path
+
+import pytest
+
+from envtune.train.cli import preset_path
+from envtune.train.config import ConfigError, load_config, parse_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [*CONFIGS, preset_path("smoke")], ids=lambda path: path.stem)
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert config.stages and all(stage.max_steps > 0 for stage in config.stages)
+
+
+def test_the_paper_curriculum_matches_the_spec():
+    stages = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.yaml").stages
+    assert [(s.split, s.reward, s.episode.feedback, s.episode.prompt) for s in stages] == [
+        ("format", "format", "standard", "basic"),
+        ("train", "progress", "augmented", "basic"),
+        ("train", "progress", "augmented", "extended"),
+        ("train", "progress", "standard", "extended"),
+    ]
+    assert stages[1].categories == ("base",)
+    assert stages[0].grpo["learning_rate"] == 1e-6 and stages[0].grpo["beta"] == 0.1
+    assert (stages[0].grpo["epsilon"], stages[0].grpo["epsilon_high"], stages[0].grpo["num_generations"]) == (0.2, 0.28, 16)
+
+
+def base(**stage):
+    return {"name": "t", "stages": [{"name": "one", "split": "train", "reward": "progress", "max_steps": 3, **stage}]}
+
+
+def test_defaults_merge_into_stages():
+    document = base(episode={"feedback": "augmented"})
+    document["defaults"] = {"episode": {"prompt": "extended", "feedback": "standard"}, "grpo": {"beta": 0.1}}
+    stage = parse_config(document).stages[0]
+    assert (stage.episode.feedback, stage.episode.prompt, stage.grpo["beta"]) == ("augmented", "extended", 0.1)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (base(lr=1), "stage 1 (one): unknown key 'lr'"),
+        (base(split="dev"), "split 'dev' is not one of"),
+        (base(reward="dense"), "reward 'dense' is not one of"),
+        (base(max_steps=0), "max_steps must be a positive integer"),
+        (base(categories=["misc"]), "categories must be a non-empty subset"),
+        (base(episode={"feedback": "loud"}), "feedback='loud' is not valid"),
+        (base(validation={"often": 2}), "validation: unknown key 'often'"),
+        (base(transition={"patiance": 3}), "transition: unknown transition-rule key(s): 'patiance'"),
+        ({"name": "t", "stages": []}, "'stages' must be a non-empty list"),
+        ({"name": "t", "stage": []}, "config: unknown key 'stage'"),
+    ],
+)
+def test_mistakes_are_named(document, message):
+    with pytest.raises(ConfigError, match=None) as error:
+        parse_config(document)
+    assert message in str(error.value)
+
+
+def test_a_missing_or_broken_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)

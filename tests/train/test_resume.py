@@ -1,0 +1,68 @@
+"""A curriculum killed with SIGKILL resumes from its last checkpoint when the same command runs again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from envtune.train.curriculum import read_jsonl
+
+MINI = """
+name: mini
+seed: 0
+defaults:
+  episode: {max_steps_per_turn: 1}
+  grpo: {learning_rate: 1.0e-3, num_generations: 2, per_device_train_batch_size: 2, save_steps: 1}
+  sampling: {max_new_tokens: 8}
+  max_completion_tokens: 24
+  validation: {split: val, every: 1, max_tasks: 1}
+  transition: {patience: 5, min_steps: 10}
+stages:
+  - {name: first, split: format, reward: format, max_steps: 3}
+  - {name: second, split: train, categories: [base], reward: progress, max_steps: 1}
+"""
+
+
+def tune(config, run):
+    command = [sys.executable, "-m", "envtune", "tune", "--config", str(config), "--model", "tiny", "--output", str(run)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"})
+
+
+@pytest.mark.slow
+def test_kill_and_resume(tmp_path):
+    config = tmp_path / "mini.yaml"
+    config.write_text(MINI)
+    run = tmp_path / "run"
+    first_checkpoint = run / "stages" / "01-first" / "checkpoint-1" / "trainer_state.json"
+    process = tune(config, run)
+    deadline = time.time() + 300
+    while not first_checkpoint.exists():
+        assert process.poll() is None, process.stdout.read()
+        assert time.time() < deadline, "no checkpoint within 5 minutes"
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run / "summary.json").exists()
+
+    resumed = tune(config, run)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    summary = json.loads((run / "summary.json").read_text())
+    assert [(stage["name"], stage["steps"]) for stage in summary["stages"]] == [("first", 3), ("second", 1)]
+    assert summary["final_checkpoint"].startswith(str(run / "stages" / "02-second"))
+    state = json.loads((run / "state.json").read_text())
+    assert [stage["name"] for stage in state["stages"]] == ["first", "second"]
+    # the resumed stage went on from checkpoint 1 instead of starting over
+    logged_steps = [record["step"] for record in read_jsonl(run / "metrics.jsonl")
+                    if record["stage"] == "first" and "grad_norm" in record]
+    assert sorted(set(logged_steps)) == [1, 2, 3] and logged_steps.count(1) <= 2
+    decisions = read_jsonl(run / "decisions.jsonl")
+    assert decisions[-1]["stage"] == "second" and decisions[-1]["advance"]
+    assert (run / "config.yaml").is_file() and (run / "rollouts.jsonl").is_file()
+    assert any((run / "stages" / "01-first" / "tensorboard").rglob("events.out.tfevents.*"))
