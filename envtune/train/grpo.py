@@ -91,8 +91,21 @@ def episode_reward(prompts, completions, episode_reward, **kwargs) -> list[float
     return list(episode_reward)
 
 
+def _watched(name: str) -> Callable[..., list[float]]:
+    """A zero-weight reward function that only makes TRL log one episode number (mean and std)."""
+
+    def read(prompts, completions, **fields) -> list[float]:
+        return [float(value) for value in fields[name]]
+
+    read.__name__ = name
+    return read
+
+
 def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: EpisodeRollouts, args, peft_config=None):
-    """A `GRPOTrainer` whose dataset is the stage's task ids and whose rollouts are episodes."""
+    """A `GRPOTrainer` whose dataset is the stage's task ids and whose rollouts are episodes.
+
+    The stage reward trains; every other episode number rides along with weight 0, so it shows up
+    in TRL's logs (`rewards/<name>/mean`) and TensorBoard without changing the advantage."""
     import os
 
     from datasets import Dataset
@@ -100,7 +113,9 @@ def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: Epis
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; we pin the version
     dataset = Dataset.from_list([{"prompt": task_id} for task_id in train_task_ids])
+    watched = [_watched(name) for name in EPISODE_FIELDS if name != "episode_reward"]
+    args.reward_weights = [1.0] + [0.0] * len(watched)
     return GRPOTrainer(
-        model=model, reward_funcs=[episode_reward], args=args, train_dataset=dataset,
+        model=model, reward_funcs=[episode_reward, *watched], args=args, train_dataset=dataset,
         processing_class=tokenizer, rollout_func=rollouts, peft_config=peft_config,
     )

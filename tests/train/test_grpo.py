@@ -64,7 +64,10 @@ def test_grpo_steps_on_episodes_change_the_weights(tmp_path):
     assert all(len(rollout.env_mask) == len(rollout.completion_ids) <= 200 for rollout in logged[0])
     assert [rollout.reward > 0 for rollout in logged[0]] == [True, False, True, False]
     history = trainer.state.log_history[0]
-    assert "grad_norm" in history and "reward" in history
+    assert "grad_norm" in history and "kl" in history and "entropy" in history
+    for name in ("progress", "format_reward", "format_error_rate", "tool_calls", "hints", "rounds", "model_tokens"):
+        assert f"rewards/{name}/mean" in history
+    assert history["reward"] == history["rewards/episode_reward/mean"]  # only the stage reward trains
 
 
 class SyntheticRollouts:
@@ -82,6 +85,7 @@ class SyntheticRollouts:
             "env_mask": [[1] * 4 + [self.tail_mask] * len(self.tail)] * count,
             "logprobs": None,
             "episode_reward": [1.0, 0.0] * (count // 2),
+            **{name: [0.0] * count for name in EPISODE_FIELDS if name != "episode_reward"},
         }
 
 
