@@ -156,6 +156,7 @@ class StageMonitor(TrainerCallback):
     def _validate(self, step: int) -> None:
         metrics = validate(self.model, self.tokenizer, self.stage, self.val_tasks)
         self.run.log(self.stage, step, metrics)
+        self._tensorboard(step, metrics)
         best = max((accuracy for _, accuracy in self.val_accuracy), default=-1.0)
         self.val_accuracy.append([step, metrics["val/accuracy"]])
         if metrics["val/accuracy"] > best:  # strictly better: ties keep the earlier checkpoint
@@ -172,6 +173,14 @@ class StageMonitor(TrainerCallback):
                 shutil.rmtree(previous, ignore_errors=True)
         else:
             self._save_history()
+
+    def _tensorboard(self, step: int, metrics: dict[str, float]) -> None:
+        """Validation curves next to TRL's training curves (TRL only logs what the trainer computes)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(self.stage_dir / "tensorboard" / "validation")) as writer:
+            for name, value in metrics.items():
+                writer.add_scalar(name, value, step)
 
     def decide(self, step: int):
         history = StageHistory(

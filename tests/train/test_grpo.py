@@ -118,3 +118,23 @@ def test_every_episode_number_reaches_the_reward_functions():
     numbers = episode_numbers(Rollout("multi_turn_base_0", [1], [2, 3], [1, 0], reward=0.25, info=info))
     assert set(numbers) == set(EPISODE_FIELDS)
     assert numbers["format_error_rate"] == 0.25 and numbers["turn_success_rate"] == 0.5 and numbers["tool_calls"] == 3.0
+
+
+def test_lora_trains_adapters_only(tmp_path):
+    from peft import LoraConfig
+
+    model, tokenizer = load_model_and_tokenizer("tiny")
+    base = snapshot(model)
+    trainer = make_trainer(
+        model, tokenizer, ["multi_turn_base_1", "multi_turn_base_2"], SyntheticRollouts([20], 0), grpo_args(tmp_path),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    trainer.train()
+    adapters = {name: parameter for name, parameter in trainer.model.named_parameters() if "lora_" in name}
+    assert adapters and all(parameter.requires_grad for parameter in adapters.values())
+    frozen = {name.replace("base_model.model.", "").replace(".base_layer", ""): parameter
+              for name, parameter in trainer.model.named_parameters() if "lora_" not in name}
+    compared = [name for name in frozen if name in base]
+    assert len(compared) == len(base)  # every base weight found under its PEFT name, and unchanged
+    assert all(torch.equal(frozen[name], base[name]) for name in compared)
+    assert any(not torch.all(parameter == 0) for name, parameter in adapters.items() if "lora_B" in name)

@@ -65,4 +65,5 @@ def test_kill_and_resume(tmp_path):
     decisions = read_jsonl(run / "decisions.jsonl")
     assert decisions[-1]["stage"] == "second" and decisions[-1]["advance"]
     assert (run / "config.yaml").is_file() and (run / "rollouts.jsonl").is_file()
-    assert any((run / "stages" / "01-first" / "tensorboard").rglob("events.out.tfevents.*"))
+    events = list((run / "stages" / "01-first" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert any("validation" in str(path) for path in events) and any("validation" not in str(path) for path in events)
