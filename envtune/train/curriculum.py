@@ -157,6 +157,8 @@ class StageMonitor(TrainerCallback):
         metrics = validate(self.model, self.tokenizer, self.stage, self.val_tasks)
         self.run.log(self.stage, step, metrics)
         self._tensorboard(step, metrics)
+        # A resumed stage replays the steps after its last checkpoint: their new points replace the old.
+        self.val_accuracy = [point for point in self.val_accuracy if point[0] < step]
         best = max((accuracy for _, accuracy in self.val_accuracy), default=-1.0)
         self.val_accuracy.append([step, metrics["val/accuracy"]])
         if metrics["val/accuracy"] > best:  # strictly better: ties keep the earlier checkpoint
@@ -208,8 +210,8 @@ class StageMonitor(TrainerCallback):
         step = state.global_step
         self.run.log(self.stage, step, logs)
         norm = logs.get("grad_norm")
-        if norm is not None and step > 0 and (not self.grad_norm or self.grad_norm[-1][0] < step):
-            self.grad_norm.append([step, float(norm)])
+        if norm is not None and step > 0:
+            self.grad_norm = [point for point in self.grad_norm if point[0] < step] + [[step, float(norm)]]
         if self._due == step and norm is not None:
             self._due = None
             self._validate(step)

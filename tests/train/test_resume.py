@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,29 @@ def test_kill_and_resume(tmp_path):
     assert (run / "config.yaml").is_file() and (run / "rollouts.jsonl").is_file()
     events = list((run / "stages" / "01-first" / "tensorboard").rglob("events.out.tfevents.*"))
     assert any("validation" in str(path) for path in events) and any("validation" not in str(path) for path in events)
+
+
+class _Saved:
+    def save_pretrained(self, path):
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
+    """After a kill between a validation and the next checkpoint, the replayed step validates again."""
+    from envtune.train import curriculum
+    from envtune.train.config import parse_config
+
+    config = parse_config({"name": "t", "stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 9}]})
+    run = curriculum.CurriculumRun(config, "tiny", tmp_path)
+    stage = config.stages[0]
+    stage_dir = run.stage_dir(0, stage)
+    curriculum.write_json(stage_dir / "history.json", {
+        "val_accuracy": [[0, 0.1], [1, 0.2], [2, 0.3]], "grad_norm": [[1, 1.0], [2, 1.1]], "best_checkpoint": None,
+    })
+    monkeypatch.setattr(curriculum, "validate", lambda *args: {"val/accuracy": 0.25})
+    monitor = curriculum.StageMonitor(run, 0, stage, _Saved(), _Saved())
+    monitor._validate(2)
+    assert monitor.val_accuracy == [[0, 0.1], [1, 0.2], [2, 0.25]]
+    monitor.on_log(None, type("State", (), {"global_step": 2})(), None, logs={"grad_norm": 0.9})
+    assert monitor.grad_norm == [[1, 1.0], [2, 0.9]]
+    assert monitor.decide(2).best_step == 2
