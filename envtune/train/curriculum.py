@@ -291,6 +291,7 @@ class CurriculumRun:
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, on_gpu),
                                peft_config=self._lora(stage))
+        monitor.model = trainer.model  # with LoRA this is the PEFT wrapper, so checkpoints hold the adapters
         trainer.add_callback(monitor)
         checkpoint = last_complete_checkpoint(stage_dir)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
