@@ -23,7 +23,7 @@ from typing import Any
 
 from envtune.bfcl.arguments import check_arguments
 from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
-from envtune.bfcl.scoring import TurnChecker, TurnVerdict
+from envtune.bfcl.scoring import EntryVerdict, TurnChecker, TurnVerdict, score_entry
 from envtune.bfcl.tasks import Task, to_openai_tool
 from envtune.env import prompts
 from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
@@ -31,6 +31,7 @@ from envtune.env.rewards import REWARDS, EpisodeRecord, reward
 from envtune.feedback import augment
 
 FEEDBACK_MODES = ("standard", "augmented")
+TURN_RULES = ("training", "official")
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,15 @@ class EpisodeConfig:
     max_steps_per_turn: int = 5
     reward: str = "progress"
     block_held_out_tools: bool = False  # True hides them until their turn (the official harness runs them)
+    # "training": the curriculum's rules (one reply on ask turns, calls there not run; the step limit
+    # closes the turn). "official": BFCL's evaluation rules (ask turns run like any other; the step
+    # limit force-quits the entry, which then fails).
+    turn_rules: str = "training"
 
     def __post_init__(self):
         choices = {
             "feedback": FEEDBACK_MODES, "prompt": prompts.PROMPT_VARIANTS,
-            "protocol": PROTOCOLS, "reward": tuple(REWARDS),
+            "protocol": PROTOCOLS, "reward": tuple(REWARDS), "turn_rules": TURN_RULES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -97,6 +102,9 @@ class Episode:
         self.counters = _Counters()
         self._called_when_asking = False
         self._docs_turn, self._docs = -1, {}
+        self._called_this_turn = False
+        # turn -> step -> call strings of the calls that ran: what the official checker would score
+        self.trajectory: list[list[list[str]]] = [[] for _ in task.ground_truth]
         self._hidden = {name for names in task.held_out_tools.values() for name in names}
         if config.block_held_out_tools:
             self.checker.model.hide(self._hidden)
@@ -149,16 +157,37 @@ class Episode:
             self.counters.format_violations += 1
         self._count_calls(response)
 
-        if not self.task.ground_truth[self.turn]:
+        official = self.config.turn_rules == "official"
+        ask_turn = not self.task.ground_truth[self.turn]
+        if ask_turn and not official:
             return self._reply_to_ask_turn(response)
         feedback: list[Message] = []
         if response.kind == "invalid":
             feedback.append({"role": "user", "content": prompts.format_error(self.config.protocol, response.error)})
         elif response.kind == "calls":
             feedback += self._run_calls(response)
-        if response.kind == "answer" or self.step_in_turn >= self.config.max_steps_per_turn:
+            self._called_this_turn = True
+        if response.kind == "answer":
+            verdict = self.checker.finish_turn()
+            if ask_turn:  # not checked officially; it succeeds when the model made no call
+                verdict = TurnVerdict(self.turn, checked=False, passed=not self._called_this_turn)
+            return self._close_turn(verdict, feedback)
+        if self.step_in_turn >= self.config.max_steps_per_turn:
+            if official:
+                return self._force_quit(feedback)
             return self._close_turn(self.checker.finish_turn(), feedback)
         return StepResult(feedback, [], None, self.done, self.info())
+
+    def _force_quit(self, feedback: list[Message]) -> StepResult:
+        """BFCL's rule: a turn that runs past the step limit ends the entry, which fails."""
+        verdict = TurnVerdict(
+            self.turn, checked=True, passed=False, error_type="multi_turn:force_terminated",
+            reason=f"force-terminated: {self.step_in_turn} steps in turn {self.turn} without an answer",
+        )
+        self.turn_verdicts.append(verdict)
+        self.turn_successes.append(False)
+        self.done = True
+        return StepResult(feedback, [], verdict, True, self.info())
 
     def _reply_to_ask_turn(self, response: ParsedResponse) -> StepResult:
         """Turns with empty ground truth: one reply, an answer scores 1, calls score 0 unexecuted."""
@@ -172,6 +201,14 @@ class Episode:
         )
         return self._close_turn(verdict, [])
 
+    def _call_text(self, call) -> str:
+        """A call as the official checker consumes it (a Python call string)."""
+        described = self.checker.model.describe(call)
+        try:
+            return described.to_python() if described is not None else str(call)
+        except AttributeError:  # arguments that are not an object (native protocol)
+            return str(call)
+
     def _count_calls(self, response: ParsedResponse) -> None:
         docs = self._docs_now()
         for call in response.calls:
@@ -184,6 +221,7 @@ class Episode:
 
     def _run_calls(self, response: ParsedResponse) -> list[Message]:
         results = self.checker.run_step(list(response.calls))
+        self.trajectory[self.turn].append([self._call_text(call) for call in response.calls])
         if self.config.feedback == "augmented":
             docs = self._docs_now()
             held_out = {
@@ -203,12 +241,21 @@ class Episode:
         self.turn_successes.append(verdict.passed)
         self.turn += 1
         self.step_in_turn = 0
+        self._called_this_turn = False
         if self.turn >= self.task.num_turns:
             self.done = True
             return StepResult(feedback, [], verdict, True, self.info())
         if self.config.block_held_out_tools:
             self.checker.model.reveal(self.task.held_out_tools.get(self.turn, ()))
         return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
+
+    def official_verdict(self) -> EntryVerdict:
+        """The official entry verdict of the calls that ran, scored afresh by `score_entry`. An
+        episode that ended early (force-quit, or cut off by a token budget) is force-terminated."""
+        forced = bool(self.turn_verdicts) and self.turn_verdicts[-1].error_type == "multi_turn:force_terminated"
+        if self.done and not forced:
+            return score_entry(self.task, self.trajectory)
+        return score_entry(self.task, self.trajectory[: self.turn])  # fewer turns than the task: force-terminated
 
     # ----- records -------------------------------------------------------------------------
     @property

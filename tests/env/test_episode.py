@@ -1,5 +1,6 @@
 """Episode turn rules, feedback modes and independence."""
 
+import copy
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -127,7 +128,7 @@ def test_an_ask_turn_rewards_an_answer(at_ask_turn):
 
 def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(at_ask_turn):
     episode, turn = at_ask_turn
-    before = episode.checker.model.state()
+    before = copy.deepcopy(episode.checker.model.state())
     step = episode.step(ground_truth_reply(episode, episode.task.ground_truth[turn + 1]))
     assert step.info["turn_successes"][turn] is False
     assert episode.checker.model.state() == before
@@ -226,3 +227,62 @@ def test_prompt_variants_differ_by_the_two_rules_for_missing_information(tasks):
     extra = prompts_by_variant["extended"].replace(prompts_by_variant["basic"], "")
     assert "look for a tool that can find it" in extra and "do not invent a call" in extra
     assert prompts_by_variant["extended"].startswith(prompts_by_variant["basic"])
+
+
+def official(**overrides):
+    return EpisodeConfig(**{"turn_rules": "official", "max_steps_per_turn": 20, **overrides})
+
+
+def test_under_official_rules_the_oracle_passes_every_entry(tasks):
+    from envtune.env.oracle import oracle_reply
+
+    failures = []
+    for task in list(tasks.values())[::5]:
+        with Episode(task, official()) as episode:
+            episode.reset()
+            while not episode.done:
+                episode.step(oracle_reply(episode))
+            if not episode.official_verdict().valid:
+                failures.append(task.id)
+    assert failures == []
+
+
+def test_under_official_rules_ask_turn_calls_run_and_the_step_limit_force_quits(tasks):
+    task = tasks["multi_turn_miss_param_0"]
+    turn = task.ground_truth.index(())
+    with Episode(task, official(max_steps_per_turn=2)) as episode:
+        episode.reset()
+        for calls in task.ground_truth[:turn]:
+            episode.step(ground_truth_reply(episode, calls))
+            episode.step(ANSWER)
+        before = copy.deepcopy(episode.checker.model.state())
+        episode.step(call_reply(("mkdir", {"dir_name": "made_when_asked"})) if "GorillaFileSystem" in task.involved_classes
+                     else ground_truth_reply(episode, task.ground_truth[turn + 1]))
+        assert episode.checker.model.state() != before  # ran, as the official checker runs it
+        step = episode.step(call_reply(("ls", {})))  # second reply without an answer: the limit
+        assert step.done and step.closed_turn.error_type == "multi_turn:force_terminated"
+        verdict = episode.official_verdict()
+        assert not verdict.valid and verdict.error_type == "multi_turn:force_terminated"
+
+
+def test_official_verdicts_equal_scoring_the_trajectory(tasks):
+    """Mutated trajectories played under official rules get score_entry's verdict of the same calls."""
+    compared = 0
+    for index, task in enumerate(list(tasks.values())[3::8]):
+        kind, trajectory = mutate_trajectory(task, random.Random(1000 + index))
+        if len(trajectory) != task.num_turns:
+            continue
+        # a reply holds at least one call, and the official runner drops empty steps as well
+        trajectory = [[step for step in turn if step] for turn in trajectory]
+        with Episode(task, official()) as episode:
+            episode.reset()
+            for calls_per_step in trajectory:
+                for calls in calls_per_step:
+                    episode.step(ground_truth_reply(episode, calls))
+                episode.step(ANSWER)
+            mine = episode.official_verdict()
+            with ToolSession.for_task(task) as session:
+                bound = [[[session.describe(call).to_python() for call in step] for step in turn] for turn in trajectory]
+            assert (mine.valid, mine.error_type) == (score_entry(task, bound).valid, score_entry(task, bound).error_type), (task.id, kind)
+            compared += 1
+    assert compared > 40
