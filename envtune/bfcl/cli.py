@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,8 +11,17 @@ from tqdm import tqdm
 from envtune.bfcl.release import DEFAULT_RELEASE, RELEASES, fetch, resolve_release
 from envtune.bfcl.results import read_results
 from envtune.bfcl.scoring import score_entry, summarize
-from envtune.bfcl.splits import SEED, SPLIT_NAMES, check_manifest, generate_splits, split_ids, write_manifest
+from envtune.bfcl.splits import (
+    SEED,
+    SPLIT_NAMES,
+    check_manifest,
+    generate_splits,
+    split_ids,
+    write_manifest,
+)
 from envtune.bfcl.tasks import CATEGORIES, task_index
+from envtune.io import write_json
+
 
 def _add_release_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -26,15 +33,6 @@ def _add_release_option(parser: argparse.ArgumentParser) -> None:
 def _progress(items, description: str, total: int | None = None):
     """A progress bar on stderr that stays quiet when stderr is not a terminal."""
     return tqdm(items, desc=description, total=total, unit="entry", leave=False, disable=None)
-
-
-def _write_json_atomically(path: Path, document: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1)
-        handle.write("\n")
-    os.replace(staging, path)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -81,7 +79,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             }
             for verdict in verdicts
         ]
-        _write_json_atomically(
+        write_json(
             Path(args.json), {"bfcl_release": version, "summary": report.to_json(), "entries": entries}
         )
         print(f"per-entry verdicts written to {args.json}")

@@ -249,13 +249,18 @@ class Episode:
             self.checker.model.reveal(self.task.held_out_tools.get(self.turn, ()))
         return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
 
-    def official_verdict(self) -> EntryVerdict:
-        """The official entry verdict of the calls that ran, scored afresh by `score_entry`. An
-        episode that ended early (force-quit, or cut off by a token budget) is force-terminated."""
+    def scored_trajectory(self) -> list[list[list[str]]]:
+        """The calls that ran, turn -> step -> call strings, as the official checker would receive
+        them: an episode that ended early (force-quit, or cut off by a token budget) has fewer turns
+        than the task, which the checker fails as force-terminated."""
         forced = bool(self.turn_verdicts) and self.turn_verdicts[-1].error_type == "multi_turn:force_terminated"
         if self.done and not forced:
-            return score_entry(self.task, self.trajectory)
-        return score_entry(self.task, self.trajectory[: self.turn])  # fewer turns than the task: force-terminated
+            return self.trajectory
+        return self.trajectory[: self.turn]
+
+    def official_verdict(self) -> EntryVerdict:
+        """The official entry verdict of the calls that ran, scored afresh by `score_entry`."""
+        return score_entry(self.task, self.scored_trajectory())
 
     # ----- records -------------------------------------------------------------------------
     @property

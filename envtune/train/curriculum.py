@@ -23,7 +23,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,46 +33,12 @@ from envtune.bfcl.release import resolve_release
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
 from envtune.env.episode import Episode, EpisodeConfig
+from envtune.io import append_jsonl, write_atomically, write_json
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.train.config import CurriculumConfig, StageConfig
 from envtune.train.transition import StageHistory, TransitionRule
 
 SAMPLED_ROLLOUTS_PER_BATCH = 2
-
-
-# ----- files -----------------------------------------------------------------------------------
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
-
-
-def write_json(path: Path, document: Any) -> None:
-    write_atomically(path, json.dumps(document, indent=1, default=str) + "\n")
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """One line per record; a line cut by a kill is skipped by `read_jsonl`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str) + "\n")
-        handle.flush()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the last line of a killed run may be cut short
-    return records
 
 
 def last_complete_checkpoint(stage_dir: Path) -> Path | None:

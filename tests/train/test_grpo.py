@@ -4,8 +4,8 @@ import torch
 
 from envtune.bfcl.tasks import task_index
 from envtune.env import EpisodeConfig
-from envtune.models import load_model_and_tokenizer
 from envtune.env.oracle import oracle_reply
+from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, HFBackend, SamplingParams
 from envtune.train.grpo import EPISODE_FIELDS, EpisodeRollouts, make_trainer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envtune.train.curriculum import read_jsonl
+from envtune.io import read_jsonl
 
 MINI = """
 name: mini
@@ -76,6 +76,7 @@ class _Saved:
 
 def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
     """After a kill between a validation and the next checkpoint, the replayed step validates again."""
+    from envtune.io import write_json
     from envtune.train import curriculum
     from envtune.train.config import parse_config
 
@@ -83,7 +84,7 @@ def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
     run = curriculum.CurriculumRun(config, "tiny", tmp_path)
     stage = config.stages[0]
     stage_dir = run.stage_dir(0, stage)
-    curriculum.write_json(stage_dir / "history.json", {
+    write_json(stage_dir / "history.json", {
         "val_accuracy": [[0, 0.1], [1, 0.2], [2, 0.3]], "grad_norm": [[1, 1.0], [2, 1.1]], "best_checkpoint": None,
     })
     monkeypatch.setattr(curriculum, "validate", lambda *args: {"val/accuracy": 0.25})
