@@ -1,0 +1,1 @@
+"""Evaluation: any model on BFCL multi-turn with official-parity verdicts."""
