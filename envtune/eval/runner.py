@@ -35,7 +35,7 @@ from envtune.rollout import GenerationBackend, RolloutEngine, SamplingParams
 
 @dataclass(frozen=True)
 class EvalConfig:
-    protocol: str = "envtune"
+    protocol: str = "envtune"  # envtune | prompt | native (native needs an endpoint)
     feedback: str = "standard"
     prompt: str = "extended"
     max_steps_per_turn: int = 20  # the official evaluation's limit
@@ -60,27 +60,65 @@ class EvalConfig:
         )
 
 
-def _record(episode: Episode, rollout, sample: int) -> dict[str, Any]:
+def _record(
+    episode: Episode, sample: int, messages: list[dict], model_tokens: int, total_tokens: int,
+    truncated: bool = False, error: str | None = None,
+) -> dict[str, Any]:
+    """One (task, sample) as a line of results.jsonl."""
     verdict = episode.official_verdict()
-    info = rollout.info
+    info = episode.info()
     return {
         "id": episode.task.id, "category": episode.task.category, "sample": sample,
-        "valid": verdict.valid, "failing_turn": verdict.failing_turn, "error_type": verdict.error_type,
-        "reason": verdict.reason, "turn_successes": info["turn_successes"],
-        "progress": info["rewards"]["progress"], "responses": info["responses"],
-        "format_violations": info["format_violations"], "valid_calls": info["valid_calls"],
-        "invalid_calls": info["invalid_calls"], "model_tokens": rollout.model_tokens,
-        "total_tokens": len(rollout.prompt_ids) + len(rollout.completion_ids), "truncated": rollout.truncated,
-        "decoded": episode.scored_trajectory(),
-        "messages": rollout.messages,
+        "valid": verdict.valid and error is None, "failing_turn": verdict.failing_turn,
+        "error_type": verdict.error_type, "reason": verdict.reason, "request_error": error,
+        "turn_successes": info["turn_successes"], "progress": episode.reward("progress"),
+        "responses": info["responses"], "format_violations": info["format_violations"],
+        "valid_calls": info["valid_calls"], "invalid_calls": info["invalid_calls"],
+        "model_tokens": model_tokens, "total_tokens": total_tokens, "truncated": truncated,
+        "decoded": episode.scored_trajectory(), "messages": messages,
     }
 
 
+def play_tokens(episodes: list[Episode], sample: int, *, backend: GenerationBackend, tokenizer, config: EvalConfig) -> list[dict]:
+    """A local model, token in / token out through the rollout engine."""
+    engine = RolloutEngine(backend, tokenizer, config.sampling(sample), config.max_completion_tokens)
+    return [
+        _record(episode, sample, rollout.messages, rollout.model_tokens,
+                len(rollout.prompt_ids) + len(rollout.completion_ids), rollout.truncated)
+        for episode, rollout in zip(episodes, engine.run(episodes))
+    ]
+
+
+def play_chat(episodes: list[Episode], sample: int, *, endpoint, config: EvalConfig) -> list[dict]:
+    """A served model, message by message; a failed request ends (and fails) its task only."""
+    sampling = {"temperature": config.temperature, "max_tokens": config.max_new_tokens, "seed": config.seed + 1000 * sample}
+    conversations = [episode.reset() for episode in episodes]
+    usage = [[0, 0] for _ in episodes]
+    errors: list[str | None] = [None] * len(episodes)
+    while active := [i for i, episode in enumerate(episodes) if not episode.done and errors[i] is None]:
+        requests = [(conversations[i], episodes[i].tools() if config.protocol == "native" else None) for i in active]
+        for i, result in zip(active, endpoint.complete_many(requests, sampling)):
+            usage[i][0] = max(usage[i][0], result.prompt_tokens + result.completion_tokens)
+            usage[i][1] += result.completion_tokens
+            if result.error is not None:
+                errors[i] = result.error
+                continue
+            conversations[i] = [*conversations[i], result.message, *episodes[i].step(result.message).messages]
+    return [
+        _record(episode, sample, conversations[i], usage[i][1], usage[i][0], error=errors[i])
+        for i, episode in enumerate(episodes)
+    ]
+
+
 def evaluate(
-    tasks: Sequence[Task], backend: GenerationBackend, tokenizer, config: EvalConfig, output: str | Path,
+    tasks: Sequence[Task], policy, config: EvalConfig, output: str | Path,
     model: str = "", release: str | None = None, resume: bool = False,
 ) -> dict[str, Any]:
-    """Run every (task, sample) not yet in `output/results.jsonl` and write the summary."""
+    """Run every (task, sample) not yet in `output/results.jsonl` and write the summary.
+
+    `policy(episodes, sample) -> records` plays a batch: `functools.partial(play_tokens, backend=...,
+    tokenizer=..., config=...)` for a local model, or `partial(play_chat, endpoint=..., config=...)`.
+    """
     output = Path(output)
     results_path = output / "results.jsonl"
     if results_path.exists() and not resume:
@@ -99,13 +137,14 @@ def evaluate(
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start:start + config.batch_size]
         for sample in sorted({sample for _, sample in batch}):
-            group = [task for task, task_sample in batch if task_sample == sample]
-            episodes = [Episode(task, config.episode_config()) for task in group]
-            engine = RolloutEngine(backend, tokenizer, config.sampling(sample), config.max_completion_tokens)
-            for episode, rollout in zip(episodes, engine.run(episodes)):
-                append_jsonl(results_path, _record(episode, rollout, sample))
-                episode.close()
-            progress.update(len(group))
+            episodes = [Episode(task, config.episode_config()) for task, task_sample in batch if task_sample == sample]
+            try:
+                for record in policy(episodes, sample):
+                    append_jsonl(results_path, record)
+            finally:
+                for episode in episodes:
+                    episode.close()
+            progress.update(len(episodes))
     progress.close()
     return summarize_run(output, tasks)
 
