@@ -58,6 +58,8 @@ class EpisodeConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not valid; choose from {', '.join(allowed)}")
+        if self.prompt == "bfcl" and self.protocol != "prompt":
+            raise ValueError("prompt='bfcl' is BFCL's prompt-mode text; use it with protocol='prompt'")
         if not isinstance(self.max_steps_per_turn, int) or self.max_steps_per_turn < 1:
             raise ValueError(f"max_steps_per_turn must be a positive integer, not {self.max_steps_per_turn!r}")
 
@@ -127,14 +129,14 @@ class Episode:
 
     def reset(self) -> list[Message]:
         """The opening messages: the system prompt with the first turn's tools, and the first request."""
-        system = prompts.system_prompt(self.config.protocol, self.config.prompt, self.task.tool_docs(0))
+        system = prompts.system_prompt(self.config.protocol, self.config.prompt, self.task.tool_docs(0), self.task.release)
         return [{"role": "system", "content": system}, *self._turn_messages()]
 
     def _turn_messages(self) -> list[Message]:
         returning = self.task.held_out_tools.get(self.turn, ())
         if returning:
             docs = [doc for doc in self.tool_docs() if doc["name"] in returning]
-            messages = [{"role": "user", "content": prompts.new_tools_message(docs)}]
+            messages = [{"role": "user", "content": prompts.new_tools_message(docs, self.config.prompt, self.task.release)}]
         else:
             messages = [dict(message) for message in self.task.turns[self.turn]]
         if self._called_when_asking:

@@ -2,7 +2,9 @@
 
 Two system-prompt variants follow the curriculum: `basic` (stages 1-2) and `extended` (stages 3-4),
 which adds two rules for ambiguous requests: look for a tool that can find missing information
-before asking, and never invent a call for a missing function or parameter.
+before asking, and never invent a call for a missing function or parameter. A third, `bfcl`, is the
+official prompt-mode text of the pinned release (with the prompt protocol), for evaluating models as
+the leaderboard prompts them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-PROMPT_VARIANTS = ("basic", "extended")
+from envtune.bfcl import official_prompts
+
+PROMPT_VARIANTS = ("basic", "extended", "bfcl")
 
 _FORMAT = {
     "envtune": (
@@ -54,10 +58,12 @@ def render_tool_docs(docs: Iterable[dict]) -> str:
     return "\n".join(json.dumps(doc, ensure_ascii=False) for doc in docs)
 
 
-def system_prompt(protocol: str, variant: str, docs: Iterable[dict]) -> str:
+def system_prompt(protocol: str, variant: str, docs: Iterable[dict], release: str | None = None) -> str:
     """The system prompt: role, the tools available at the first turn, the reply format, the rules."""
     if variant not in PROMPT_VARIANTS:
         raise ValueError(f"unknown prompt variant {variant!r}; choose from {', '.join(PROMPT_VARIANTS)}")
+    if variant == "bfcl":
+        return official_prompts.system_prompt(list(docs), release)
     rules = _RULES + (_EXTENDED_RULES if variant == "extended" else ())
     sections = [
         "You are an assistant that completes the user's requests by calling tools.",
@@ -74,8 +80,10 @@ def format_error(protocol: str, error: str) -> str:
     return f"Your last reply could not be read: {error}\n{REMINDER[protocol]}"
 
 
-def new_tools_message(docs: Iterable[dict]) -> str:
+def new_tools_message(docs: Iterable[dict], variant: str = "basic", release: str | None = None) -> str:
     """The user message of a turn where held-out tools come back."""
+    if variant == "bfcl":
+        return official_prompts.new_tools_message(list(docs), release)
     return (
         "New tools are available from now on:\n" + render_tool_docs(docs)
         + "\nPlease try my earlier request again with them."

@@ -43,7 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.protocol == "native" and not args.base_url:
         raise ValueError("--protocol native needs an endpoint (--base-url); local models speak envtune or prompt")
     config = EvalConfig(
-        protocol=args.protocol, feedback=args.feedback, prompt=args.prompt, max_steps_per_turn=args.max_steps,
+        protocol=args.protocol, feedback=args.feedback, max_steps_per_turn=args.max_steps,
+        prompt=args.prompt or ("bfcl" if args.protocol == "prompt" else "extended"),
         samples=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
         max_completion_tokens=args.max_completion_tokens, seed=args.seed, batch_size=args.batch_size,
     )
@@ -81,7 +82,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--feedback", choices=FEEDBACK_MODES, default="standard")
-    parser.add_argument("--prompt", choices=PROMPT_VARIANTS, default="extended")
+    parser.add_argument("--prompt", choices=PROMPT_VARIANTS, default=None,
+                        help="system prompt (default: bfcl, the official text, with --protocol prompt; else extended)")
     parser.add_argument("--max-steps", type=int, default=20, help="steps per turn before the entry is force-quit (BFCL: 20)")
     parser.add_argument("--samples", type=int, default=1, help="samples per task; >1 reports mean and 95%% interval")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily")

@@ -286,3 +286,34 @@ def test_official_verdicts_equal_scoring_the_trajectory(tasks):
             assert (mine.valid, mine.error_type) == (score_entry(task, bound).valid, score_entry(task, bound).error_type), (task.id, kind)
             compared += 1
     assert compared > 40
+
+
+def test_the_bfcl_prompt_is_the_official_prompt_mode_text(tasks):
+    task = tasks["multi_turn_miss_func_0"]
+    config = official(protocol="prompt", prompt="bfcl", block_held_out_tools=True)
+    with Episode(task, config) as episode:
+        system = episode.reset()[0]["content"]
+        assert system.startswith("You are an expert in composing functions.")
+        assert json.dumps(task.tool_docs(0), indent=4) in system  # the docs as the 2026 release prints them
+        while episode.turn < 3:
+            step = episode.step("I cannot do that.")
+        announcement = step.messages[-1]["content"]
+        assert announcement == f"{task.tool_docs(3)[-1:]}\nI have updated some more functions you can choose from. What about now?"
+    with pytest.raises(ValueError, match="use it with protocol='prompt'"):
+        EpisodeConfig(prompt="bfcl")
+
+
+def test_the_bfcl_prompt_of_the_june_2025_release():
+    import subprocess
+    import sys
+
+    script = (
+        "from envtune.bfcl.official_prompts import system_prompt\n"
+        "from envtune.bfcl.tasks import task_index\n"
+        "docs = task_index()['multi_turn_base_0'].tool_docs(0)\n"
+        "text = system_prompt(docs)\n"
+        "print(text.startswith('You are an expert in composing functions. You are given'), str(docs) in text)\n"
+    )
+    env = {**__import__("os").environ, "ENVTUNE_BFCL_RELEASE": "2025.6.8"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.split() == ["True", "True"]  # one template, docs filled in as Python prints the list
