@@ -10,6 +10,7 @@ from envtune.bfcl import cli as bfcl_cli
 from envtune.bfcl.release import BfclReleaseError
 from envtune.env import cli as env_cli
 from envtune.eval import cli as eval_cli
+from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
 from envtune.train import cli as train_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback_cli.register(commands)
     train_cli.register(commands)
     eval_cli.register(commands)
+    serve_cli.register(commands)
     return parser
 
 
