@@ -25,6 +25,7 @@ TRAIN_PER_CATEGORY = 100
 VAL_PER_CATEGORY = 25
 FORMAT_PER_CATEGORY = {"base": 19, "miss_func": 19, "miss_param": 19, "long_context": 18}
 SPLIT_NAMES = ("train", "val", "test", "heldout", "format")
+ALL = "all"  # not a split: every task, for commands that take a split or the whole benchmark
 MANIFEST = "splits.json"
 
 
@@ -71,8 +72,10 @@ def split_ids(name: str) -> list[str]:
 
 
 def split_tasks(name: str, release: str | None = None) -> list[Task]:
-    """The tasks of a shipped split, in manifest order."""
+    """The tasks of a shipped split in manifest order, or every task for `all`."""
     tasks = task_index(release)
+    if name == ALL:
+        return list(tasks.values())
     return [tasks[task_id] for task_id in split_ids(name)]
 
 

@@ -11,7 +11,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from envtune.bfcl.release import RELEASES
-from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
+from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import task_index
 from envtune.env.episode import FEEDBACK_MODES, Episode, EpisodeConfig
 from envtune.env.oracle import replay
@@ -115,7 +115,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    tasks = split_tasks(args.split, args.release) if args.split != "all" else list(task_index(args.release).values())
+    tasks = split_tasks(args.split, args.release)
     config = _config(args)
     outcomes = [replay(task, config) for task in tqdm(tasks, desc=f"oracle ({args.mode})", unit="task", disable=None)]
     failed = [outcome for outcome in outcomes if outcome.progress != 1.0]
@@ -136,6 +136,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=cmd_play)
 
     parser = commands.add_parser("replay", help="drive tasks with the ground-truth oracle; every task must reach progress 1.0")
-    parser.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="train", help="tasks to replay (default: train)")
+    parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="train", help="tasks to replay (default: train)")
     _episode_options(parser)
     parser.set_defaults(handler=cmd_replay)

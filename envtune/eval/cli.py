@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
-from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
+from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import task_index
 from envtune.env.episode import FEEDBACK_MODES
 from envtune.env.prompts import PROMPT_VARIANTS
@@ -21,7 +21,7 @@ def select_tasks(split: str, ids: str | None, release: str | None):
         if unknown:
             raise ValueError(f"unknown task id {unknown[0]!r} (expected e.g. multi_turn_base_0)")
         return [tasks[task_id] for task_id in wanted]
-    return list(tasks.values()) if split == "all" else split_tasks(split, release)
+    return split_tasks(split, release)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -72,7 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on BFCL multi-turn (official rules and scoring)")
     parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': local test model)")
-    parser.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="heldout", help="tasks (default: heldout, the paper's 400)")
+    parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="heldout", help="tasks (default: heldout, the paper's 400)")
     parser.add_argument("--ids", help="comma-separated task ids instead of a split")
     parser.add_argument("--protocol", choices=("envtune", "prompt", "native"), default="envtune",
                         help="reply format (default: envtune; native = function calling, endpoints only)")

@@ -7,15 +7,14 @@ import json
 from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
-from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
-from envtune.bfcl.tasks import task_index
+from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.feedback.coverage import measure
 
 COVERAGE_GOAL = 0.90
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    tasks = split_tasks(args.split, args.release) if args.split != "all" else list(task_index(args.release).values())
+    tasks = split_tasks(args.split, args.release)
     report = measure(tasks, seed=args.seed)
     covered = sum(kind.covered for kind in report.kinds.values())
     print(f"error corpus: {report.calls_tried} erroneous call variants over {len(tasks)} tasks, "
@@ -51,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     feedback = commands.add_parser("feedback", help="the augmented-feedback layer")
     sub = feedback.add_subparsers(dest="feedback_command", metavar="COMMAND", required=True)
     parser = sub.add_parser("coverage", help="measure hint coverage and leaks on a corpus of erroneous calls")
-    parser.add_argument("--split", choices=(*SPLIT_NAMES, "all"), default="all", help="tasks to mutate (default: all 800)")
+    parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="all", help="tasks to mutate (default: all 800)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=15, help="how many uncovered kinds and leaks to list")
     parser.add_argument("--json", metavar="PATH", help="also write the full report (every kind with an example)")

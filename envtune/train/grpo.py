@@ -8,7 +8,7 @@ extra fields. The stage's reward is one of those fields, read back by `episode_r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from envtune.bfcl.tasks import Task
@@ -64,7 +64,7 @@ class EpisodeRollouts:
         self._round += 1
         engine = RolloutEngine(
             self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size), self.tokenizer,
-            SamplingParams(**{**vars(self.sampling), "seed": seed}), self.max_completion_tokens,
+            replace(self.sampling, seed=seed), self.max_completion_tokens,
         )
         self.episodes = [Episode(self.tasks[prompt], self.episode_config) for prompt in prompts]
         try:
