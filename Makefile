@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,eval,test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,eval,test,verl]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

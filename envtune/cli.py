@@ -13,6 +13,7 @@ from envtune.eval import cli as eval_cli
 from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
 from envtune.train import cli as train_cli
+from envtune.verl import cli as verl_cli
 
 
 # Bad input or environment (a missing file, a malformed line, an unknown id, no cached release):
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_cli.register(commands)
     feedback_cli.register(commands)
     train_cli.register(commands)
+    verl_cli.register(commands)
     eval_cli.register(commands)
     serve_cli.register(commands)
     return parser

@@ -38,6 +38,12 @@ class Rollout:
         return sum(self.env_mask)
 
 
+def record_outcome(rollout: Rollout, episode: Episode) -> None:
+    """Store the finished episode's stage reward, every named reward and its info on the rollout."""
+    rollout.reward = episode.reward()
+    rollout.info = {**episode.info(), "rewards": {name: episode.reward(name) for name in REWARDS}}
+
+
 class ChatRenderer:
     """The tokenizer's chat template as text and as token ids."""
 
@@ -108,10 +114,7 @@ class RolloutEngine:
                 self._advance(item, generated)
             round_number += 1
         for item in running:
-            item.rollout.reward = item.episode.reward()
-            item.rollout.info = {
-                **item.episode.info(), "rewards": {name: item.episode.reward(name) for name in REWARDS},
-            }
+            record_outcome(item.rollout, item.episode)
         return [item.rollout for item in running]
 
     def _budget(self, rollout: Rollout) -> int:

@@ -11,6 +11,7 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
       max_completion_tokens: 24576
       validation: {split: val, every: 1, max_tasks: null}
       transition: {patience: 5, ...}                                        # TransitionRule fields
+      verl: {actor_rollout_ref.actor.entropy_coeff: 0.001}                  # veRL-only keys (--engine verl)
     stages:
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
@@ -22,11 +23,12 @@ default.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from envtune.bfcl.splits import SPLIT_NAMES
+from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import CATEGORIES
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
@@ -35,7 +37,7 @@ from envtune.train.transition import TransitionRule
 
 STAGE_KEYS = {
     "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
-    "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora",
+    "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
 
@@ -66,6 +68,7 @@ class StageConfig:
     transition: Mapping[str, Any] = field(default_factory=dict)
     generation_batch_size: int = 16
     lora: Mapping[str, Any] | None = None  # PEFT LoraConfig fields; None trains every weight
+    verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         TransitionRule.from_dict({**raw.get("transition", {}), "max_steps": raw["max_steps"]})
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where} transition: {error}") from None
+    verl = raw.get("verl", {}) or {}
+    if not isinstance(verl, Mapping) or not all(isinstance(key, str) and key for key in verl):
+        raise ConfigError(f"{where}: verl must map dotted veRL config keys to values, e.g. "
+                          "{actor_rollout_ref.actor.entropy_coeff: 0.001}")
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     return StageConfig(
@@ -127,8 +134,17 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         categories=categories, episode=episode, grpo=dict(raw.get("grpo", {})), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
-        lora=raw.get("lora"),
+        lora=raw.get("lora"), verl=dict(verl),
     )
+
+
+def validation_tasks(stage: StageConfig, release: str | None):
+    """The stage's validation split, or a stratified subset of `max_tasks` (same count per category)."""
+    tasks = split_tasks(stage.validation.split, release)
+    if stage.validation.max_tasks is None:
+        return tasks
+    per_category = max(1, math.ceil(stage.validation.max_tasks / len(CATEGORIES)))
+    return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
 
 
 def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:

@@ -20,7 +20,6 @@ stages and resumes the current one from its last complete checkpoint.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from dataclasses import asdict
@@ -35,8 +34,8 @@ from envtune.bfcl.tasks import CATEGORIES, task_index
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.io import append_jsonl, write_atomically, write_json
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
-from envtune.train.config import CurriculumConfig, StageConfig
-from envtune.train.transition import StageHistory, TransitionRule
+from envtune.train.config import CurriculumConfig, StageConfig, validation_tasks
+from envtune.train.transition import Decision, StageHistory, TransitionRule
 
 SAMPLED_ROLLOUTS_PER_BATCH = 2
 
@@ -51,15 +50,6 @@ def last_complete_checkpoint(stage_dir: Path) -> Path | None:
 
 
 # ----- validation ------------------------------------------------------------------------------
-def validation_tasks(stage: StageConfig, release: str | None):
-    """The stage's validation split, or a stratified subset of `max_tasks` (same count per category)."""
-    tasks = split_tasks(stage.validation.split, release)
-    if stage.validation.max_tasks is None:
-        return tasks
-    per_category = max(1, math.ceil(stage.validation.max_tasks / len(CATEGORIES)))
-    return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
-
-
 def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
     """Greedy episodes with standard feedback: official per-task accuracy per category and progress."""
     config = EpisodeConfig(**{**asdict(stage.episode), "feedback": "standard"})
@@ -155,10 +145,7 @@ class StageMonitor(TrainerCallback):
             grad_norm=[tuple(point) for point in self.grad_norm],
         )
         self.decision = self.rule.decide(history)
-        record = {"stage": self.stage.name, "step": step, "advance": self.decision.advance,
-                  "reason": self.decision.reason, "best_step": self.decision.best_step,
-                  "best_accuracy": self.decision.best_accuracy, "stats": self.decision.stats}
-        append_jsonl(self.run.output / "decisions.jsonl", record)
+        self.run.log_decision(self.stage, step, self.decision)
         return self.decision
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -186,7 +173,10 @@ class StageMonitor(TrainerCallback):
 
 
 class CurriculumRun:
-    """The whole curriculum in one run directory, resumable."""
+    """The whole curriculum in one run directory, resumable. Engines subclass it and implement
+    `_run_stage`; this class owns the run directory, the state and the checkpoint hand-off."""
+
+    engine = "trl"
 
     def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None):
         self.config = config
@@ -201,21 +191,28 @@ class CurriculumRun:
     def log(self, stage: StageConfig, step: int, metrics: dict[str, Any]) -> None:
         append_jsonl(self.output / "metrics.jsonl", {"stage": stage.name, "step": step, **metrics})
 
+    def log_decision(self, stage: StageConfig, step: int, decision: Decision) -> None:
+        record = {"stage": stage.name, "step": step, "advance": decision.advance, "reason": decision.reason,
+                  "best_step": decision.best_step, "best_accuracy": decision.best_accuracy, "stats": decision.stats}
+        append_jsonl(self.output / "decisions.jsonl", record)
+
     def _state(self) -> dict[str, Any]:
         if self.state_path.is_file():
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
-            if state.get("config_name") != self.config.name or state.get("model") != self.model_source:
+            held = (state.get("config_name"), state.get("model"), state.get("engine", "trl"))
+            if held != (self.config.name, self.model_source, self.engine):
                 raise ValueError(
-                    f"{self.output} holds a run of config {state.get('config_name')!r} with model "
-                    f"{state.get('model')!r}; use another --output for config {self.config.name!r} with {self.model_source!r}"
+                    f"{self.output} holds a run of config {held[0]!r} with model {held[1]!r} on engine {held[2]}; "
+                    f"use another --output for config {self.config.name!r} with {self.model_source!r} on {self.engine}"
                 )
             return state
-        return {"config_name": self.config.name, "model": self.model_source, "release": self.release, "stages": []}
+        return {"config_name": self.config.name, "model": self.model_source, "engine": self.engine,
+                "release": self.release, "stages": []}
 
     def _write_config(self) -> None:
         import yaml
 
-        document = {**self.config.source, "model": self.model_source, "bfcl_release": self.release}
+        document = {**self.config.source, "model": self.model_source, "engine": self.engine, "bfcl_release": self.release}
         write_atomically(self.output / "config.yaml", yaml.safe_dump(document, sort_keys=False))
 
     def run(self) -> dict[str, Any]:
@@ -231,7 +228,7 @@ class CurriculumRun:
                 state["stages"].append(done)
                 write_json(self.state_path, state)
             start_from = done["best_checkpoint"] or done["last_checkpoint"] or start_from
-        summary = {"config": self.config.name, "model": self.model_source, "release": self.release,
+        summary = {"config": self.config.name, "model": self.model_source, "engine": self.engine, "release": self.release,
                    "final_checkpoint": start_from, "stages": state["stages"]}
         write_json(self.output / "summary.json", summary)
         return summary

@@ -1,0 +1,144 @@
+"""The veRL agent loop: one envtune episode per trajectory, token in / token out.
+
+veRL's rollout workers call `run` once per row (task) and sample; the loop builds the row's episode,
+sends the rendered prompt to veRL's server manager (vLLM or SGLang behind it), feeds each decoded
+reply to the episode and appends the environment's messages as tokens, until the episode ends or the
+stage's response budget is spent. veRL's continuous-token helpers do the token work, so each prefix
+is exactly the chat template's rendering of the messages so far, with the model's own tokens kept
+as generated; environment tokens get mask 0 and no loss.
+
+The trajectory's reward is the stage reward of the episode (`reward_score`, so veRL runs no reward
+function). `extra_fields` carry what veRL reports:
+
+    reward_extra_info   per-episode numbers (acc = every turn passed, progress, format, ...): veRL
+                        averages them per BFCL category in validation (val-core/<source>/acc/mean@1)
+                        and writes them with each rollout to `trainer.rollout_data_dir`
+    turn_scores         1.0 / 0.0 per turn, the per-turn verdicts
+    tool_call_counts    tool calls the model made (veRL logs tool_call_counts/mean)
+
+veRL finds the loop through `actor_rollout_ref.rollout.agent.agent_loop_config_path`, pointing at
+the `agent_loops.yaml` shipped beside this module; rows pick it with `agent_name: envtune_episode`.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+
+from envtune.bfcl.tasks import Task, task_index
+from envtune.env.episode import Episode
+from envtune.rollout.engine import Rollout, record_outcome
+from envtune.train.grpo import episode_numbers
+from envtune.verl.data import AGENT_NAME, EpisodeSpec
+
+
+@lru_cache(maxsize=None)
+def _tasks(release: str) -> dict[str, Task]:
+    return task_index(release)
+
+
+def _messages(raw_prompt: Any) -> list[dict[str, Any]]:
+    """A row's prompt as plain message dicts (parquet hands back numpy arrays of dicts)."""
+    return [{key: value for key, value in message.items() if value is not None} for message in list(raw_prompt)]
+
+
+@register(AGENT_NAME)
+class EpisodeAgentLoop(AgentLoopBase):
+    """Plays one BFCL task as an envtune episode against veRL's rollout servers."""
+
+    async def run(self, sampling_params: dict[str, Any], **row: Any) -> AgentLoopOutput:
+        spec = EpisodeSpec.from_kwargs(row.get("interaction_kwargs") or {})
+        if spec.episode.protocol == "native":
+            raise ValueError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
+                             "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
+        tasks = _tasks(spec.release)
+        if spec.task_id not in tasks:
+            raise ValueError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
+        with Episode(tasks[spec.task_id], spec.episode) as episode:
+            return await self._play(episode, spec, sampling_params, row.get("raw_prompt"))
+
+    async def _play(self, episode: Episode, spec: EpisodeSpec, sampling_params: dict[str, Any],
+                    raw_prompt: Any) -> AgentLoopOutput:
+        messages = episode.reset()
+        if raw_prompt is not None and _messages(raw_prompt) != messages:
+            raise ValueError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: "
+                             "rebuild the data with `envtune verl data` (or `envtune tune --engine verl`)")
+        budget = self.rollout_config.response_length
+        end_id = self.tokenizer.eos_token_id
+        request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
+        timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
+        tokens = await self.ct_build_initial_tokens(messages)
+        mask: list[int] = []
+        logprobs: list[float] | None = None
+        truncated = False
+        while not episode.done:
+            room = budget - len(mask)
+            if room <= 0:
+                truncated = True
+                break
+            started = time.perf_counter()
+            output = await self.server_manager.generate(
+                request_id=request_id, prompt_ids=tokens,
+                sampling_params={**sampling_params, "max_tokens": min(spec.max_reply_tokens, room)},
+            )
+            timing["generate_sequences"] += time.perf_counter() - started
+            if not output.log_probs:
+                logprobs = None  # a server without log-probs: none are reported for the trajectory
+            elif logprobs is None and not mask:
+                logprobs = []
+            merged, mask, logprobs = await self.ct_merge_assistant_token(
+                tokens, output.token_ids, mask, logprobs, assistant_logprobs=output.log_probs if logprobs is not None else None,
+            )
+            tokens = merged.token_ids
+            generated = list(output.token_ids)
+            ended = bool(generated) and generated[-1] == end_id
+            reply = {"role": "assistant",
+                     "content": self.tokenizer.decode(generated[:-1] if ended else generated, skip_special_tokens=False)}
+            started = time.perf_counter()
+            step = episode.step(reply)
+            timing["tool_calls"] += time.perf_counter() - started
+            before = [*messages, reply]
+            messages = [*before, *step.messages]
+            if step.done:
+                break
+            if not ended:  # cut by max_tokens: close the reply as the template would, without loss
+                tokens, mask = [*tokens, end_id], [*mask, 0]
+                logprobs = None if logprobs is None else [*logprobs, 0.0]
+            merged, new_mask, new_logprobs = await self.ct_merge_context_msg(before, messages, tokens, mask, logprobs)
+            if len(new_mask) >= budget:  # the environment's answer does not fit: the episode stops here
+                truncated = True
+                break
+            tokens, mask, logprobs = merged.token_ids, new_mask, new_logprobs
+        return self._output(episode, tokens, mask, logprobs, messages, truncated, timing)
+
+    def _output(self, episode: Episode, tokens: list[int], mask: list[int],
+                logprobs: list[float] | None, messages: list[dict], truncated: bool,
+                timing: dict[str, float]) -> AgentLoopOutput:
+        budget = self.rollout_config.response_length
+        response = tokens[len(tokens) - len(mask):] if mask else []
+        rollout = Rollout(episode.task.id, tokens[: len(tokens) - len(mask)], response, mask, messages, truncated)
+        record_outcome(rollout, episode)
+        numbers = episode_numbers(rollout)
+        reward_extra_info = {
+            "acc": rollout.info["rewards"]["binary"],
+            **{name: value for name, value in numbers.items() if name != "episode_reward"},
+        }
+        return AgentLoopOutput(
+            prompt_ids=rollout.prompt_ids,
+            response_ids=response[:budget],
+            response_mask=mask[:budget],
+            response_logprobs=logprobs[:budget] if logprobs is not None else None,
+            reward_score=rollout.reward,
+            num_turns=len(messages),
+            metrics=AgentLoopMetrics(**timing),
+            extra_fields={
+                "reward_extra_info": reward_extra_info,
+                "turn_scores": [1.0 if passed else 0.0 for passed in rollout.info["turn_successes"]],
+                "tool_rewards": [],
+                "tool_call_counts": int(numbers["tool_calls"]),
+            },
+        )

@@ -1,0 +1,203 @@
+"""A curriculum stage as a veRL run: Hydra overrides of `verl.trainer.main_ppo`, checked by veRL.
+
+The curriculum YAML is engine-neutral: `grpo` holds TRL GRPOConfig names, which map to veRL keys
+here (GRPO_TO_VERL); the stage's batch becomes `data.train_batch_size` (tasks per step); anything
+veRL-specific goes in a stage's (or the defaults') `verl:` mapping of dotted keys, applied last:
+
+    defaults:
+      verl: {actor_rollout_ref.actor.entropy_coeff: 0.001, actor_rollout_ref.rollout.name: sglang}
+
+`check_overrides` composes the overrides with veRL's own Hydra config (a key that does not exist
+is refused there) and runs veRL's `validate_config`, so a typo fails before a cluster job starts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from envtune.train.config import ConfigError, StageConfig
+from envtune.verl.data import AGENT_NAME
+
+TRAINER_MODULE = "verl.trainer.main_ppo"
+MAX_PROMPT_TOKENS = 8192  # the paper's prompt budget; BFCL opening prompts with all tool docs fit in it
+
+# TRL GRPOConfig field -> the veRL key with the same meaning.
+GRPO_TO_VERL = {
+    "learning_rate": "actor_rollout_ref.actor.optim.lr",
+    "weight_decay": "actor_rollout_ref.actor.optim.weight_decay",
+    "warmup_steps": "actor_rollout_ref.actor.optim.lr_warmup_steps",
+    "beta": "actor_rollout_ref.actor.kl_loss_coef",
+    "epsilon": "actor_rollout_ref.actor.clip_ratio_low",
+    "epsilon_high": "actor_rollout_ref.actor.clip_ratio_high",
+    "max_grad_norm": "actor_rollout_ref.actor.optim.clip_grad",
+    "num_generations": "actor_rollout_ref.rollout.n",
+    "save_steps": "trainer.save_freq",
+}
+# Turned into tasks per step (data.train_batch_size) together with num_generations.
+BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+LORA_TO_VERL = {
+    "r": "actor_rollout_ref.model.lora_rank",
+    "lora_alpha": "actor_rollout_ref.model.lora_alpha",
+    "target_modules": "actor_rollout_ref.model.target_modules",
+}
+TRL_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    nodes: int = 1
+    gpus_per_node: int = 8
+
+    def __post_init__(self):
+        for name in ("nodes", "gpus_per_node"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What one veRL launch of a stage needs besides the stage config."""
+
+    model: str
+    train_file: Path
+    val_file: Path
+    train_tasks: int
+    checkpoint_dir: Path
+    experiment: str
+    total_steps: int
+    val_before_train: bool = True
+    seed: int = 0
+
+
+def agent_loop_config_path() -> str:
+    return str(resources.files("envtune.verl") / "agent_loops.yaml")
+
+
+def hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar: quoted when it is not a plain word, number or path."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(item) for item in value) + "]"
+    text = str(value)
+    if re.fullmatch(r"[\w./@:+-]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def tasks_per_step(stage: StageConfig) -> int:
+    """TRL counts completions per optimizer step; veRL counts tasks (each sampled `n` times)."""
+    grpo = {**TRL_DEFAULTS, **stage.grpo}
+    completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
+    if completions % grpo["num_generations"]:
+        raise ConfigError(f"stage {stage.name}: per_device_train_batch_size x gradient_accumulation_steps "
+                          f"({completions}) must be a multiple of num_generations ({grpo['num_generations']})")
+    return completions // grpo["num_generations"]
+
+
+def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tuple[list[str], list[str]]:
+    """(Hydra overrides for `main_ppo`, curriculum fields veRL has no use for, to report)."""
+    grpo = {**TRL_DEFAULTS, **stage.grpo}
+    batch = tasks_per_step(stage)
+    if batch > run.train_tasks:
+        raise ConfigError(f"stage {stage.name}: {batch} tasks per step but the stage has only {run.train_tasks} "
+                          "training tasks; lower per_device_train_batch_size x gradient_accumulation_steps")
+    max_prompt = int(stage.verl.get("data.max_prompt_length", MAX_PROMPT_TOKENS))
+    settings: dict[str, Any] = {
+        "algorithm.adv_estimator": "grpo",
+        "algorithm.use_kl_in_reward": False,
+        "critic.enable": False,  # GRPO needs no value model
+        "data.train_files": str(run.train_file),
+        "data.val_files": str(run.val_file),
+        "data.train_batch_size": batch,
+        "data.max_prompt_length": max_prompt,
+        "data.max_response_length": stage.max_completion_tokens,
+        "data.filter_overlong_prompts": True,
+        "data.truncation": "error",
+        "data.seed": run.seed,
+        "actor_rollout_ref.model.path": run.model,
+        "actor_rollout_ref.model.use_remove_padding": True,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": True,
+        "actor_rollout_ref.actor.use_kl_loss": float(grpo.get("beta", 0.0)) > 0,
+        "actor_rollout_ref.actor.kl_loss_type": "low_var_kl",
+        "actor_rollout_ref.actor.ppo_mini_batch_size": batch,  # one update per batch: on-policy, as TRL
+        "actor_rollout_ref.actor.use_dynamic_bsz": True,
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu": max_prompt + stage.max_completion_tokens,
+        "actor_rollout_ref.rollout.name": "vllm",
+        "actor_rollout_ref.rollout.temperature": stage.sampling.temperature,
+        "actor_rollout_ref.rollout.top_p": stage.sampling.top_p,
+        "actor_rollout_ref.rollout.top_k": stage.sampling.top_k or -1,
+        "actor_rollout_ref.rollout.agent.agent_loop_config_path": agent_loop_config_path(),
+        "actor_rollout_ref.rollout.agent.default_agent_loop": AGENT_NAME,
+        "trainer.nnodes": cluster.nodes,
+        "trainer.n_gpus_per_node": cluster.gpus_per_node,
+        "trainer.project_name": "envtune",
+        "trainer.experiment_name": run.experiment,
+        "trainer.logger": ["console", "file", "tensorboard"],
+        "trainer.default_local_dir": str(run.checkpoint_dir),
+        "trainer.resume_mode": "auto",
+        "trainer.total_training_steps": run.total_steps,
+        "trainer.total_epochs": math.ceil(run.total_steps / (run.train_tasks // batch)),
+        "trainer.test_freq": stage.validation.every,
+        "trainer.val_before_train": run.val_before_train,
+    }
+    for field, key in GRPO_TO_VERL.items():
+        if field in grpo:
+            settings[key] = grpo[field]
+    ignored = sorted(set(stage.grpo) - set(GRPO_TO_VERL) - set(BATCH_FIELDS))
+    for field, value in (stage.lora or {}).items():
+        if field in LORA_TO_VERL:
+            settings[LORA_TO_VERL[field]] = value
+        else:
+            ignored.append(f"lora.{field}")
+    settings.update(stage.verl)
+    return [f"{key}={hydra_value(value)}" for key, value in settings.items()], ignored
+
+
+def compose(overrides: Sequence[str]):
+    """veRL's trainer config with the overrides applied, as `main_ppo` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    import verl.trainer.config
+
+    config_dir = str(Path(verl.trainer.config.__file__).parent)
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base=None):
+            return hydra_compose(config_name="ppo_trainer", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"veRL refuses the stage config: {error}".strip()) from None
+
+
+def check_overrides(stage: StageConfig, overrides: Sequence[str]):
+    """Compose with veRL's Hydra config and run veRL's own validation; returns the composed config."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    config = compose(overrides)
+    try:
+        validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    except (AssertionError, ValueError) as error:
+        raise ConfigError(f"stage {stage.name}: veRL's config check failed: {error}") from None
+    return config
+
+
+def command_line(command: Sequence[str], env: Mapping[str, str]) -> str:
+    """The launch as a shell command a person can copy: environment, program, one override per line."""
+    program = [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+    program += [shlex.quote(word) for word in command if "=" not in word]
+    overrides = [shlex.quote(word) for word in command if "=" in word]
+    return " \\\n    ".join([" ".join(program), *overrides])

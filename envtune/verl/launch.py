@@ -1,0 +1,267 @@
+"""The curriculum on veRL: each stage is a series of `verl.trainer.main_ppo` launches, judged between
+launches by the same transition rule as the single-machine trainer.
+
+A stage runs like this:
+
+1. Write the stage's parquet files (`data/`), render its veRL overrides and check them with veRL.
+2. Launch veRL up to the next checkpoint (`steps_per_launch` steps, by default the checkpoint
+   interval). veRL validates before the first step and every `validation.every` steps with our
+   agent loop on the validation rows (standard feedback, greedy), logs every metric to
+   `logs/launch-NNN.jsonl` and saves `checkpoints/global_step_N`.
+3. Read the logs: validation accuracy per step (the mean over BFCL categories of
+   `val-core/bfcl_multi_turn_<category>/acc/mean@1`) and `actor/grad_norm`; ask the transition rule.
+   Continue with another launch (veRL resumes from its latest checkpoint) until the rule moves on:
+   plateau, or the stage's `max_steps`.
+4. Hand off: merge the best validated checkpoint (or the last one, if none beat the stage's start)
+   into a Hugging Face model in `selected/`, which the next stage starts from.
+
+Only the latest checkpoint (for resuming) and the best validated one are kept. Killing envtune or
+veRL at any point and running the same command again resumes: finished stages are skipped and the
+current one goes on from its last checkpoint.
+
+Stage directory, besides the run files of `envtune.train.curriculum`:
+
+    stages/NN-name/data/{train,val}.parquet     the rows veRL reads
+    stages/NN-name/verl_config.yaml             the full veRL config of the latest launch
+    stages/NN-name/logs/launch-NNN.{log,jsonl}  each launch's output and veRL's metrics
+    stages/NN-name/checkpoints/global_step_N/   veRL checkpoints
+    stages/NN-name/tensorboard/                 veRL's TensorBoard events
+    stages/NN-name/selected/                    the Hugging Face model handed to the next stage
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from envtune.train.config import CurriculumConfig, StageConfig
+from envtune.train.curriculum import CurriculumRun
+from envtune.train.transition import Decision, StageHistory, TransitionRule
+from envtune.verl.config import TRAINER_MODULE, Cluster, StageRun, check_overrides, command_line, stage_overrides
+from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data
+
+VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
+GRAD_NORM = "actor/grad_norm"
+
+# (command, extra environment, log file) -> exit status
+Launcher = Callable[[list[str], dict[str, str], Path], int]
+
+
+def run_logged(command: list[str], env: dict[str, str], log_path: Path) -> int:
+    """Run a command with its output on the terminal and in `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log, subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as process:
+        for line in process.stdout:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+            log.write(line)
+    return process.returncode
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def selected(self) -> Path:
+        return self.root / "selected"
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps with a complete veRL checkpoint (veRL writes the tracker file after the shards)."""
+        tracker = self.checkpoints / "latest_checkpointed_iteration.txt"
+        latest = int(tracker.read_text().strip()) if tracker.is_file() else 0
+        steps = [int(path.name.rsplit("_", 1)[1]) for path in self.checkpoints.glob("global_step_*")
+                 if path.name.rsplit("_", 1)[1].isdigit() and (path / "actor").is_dir()]
+        return sorted(step for step in steps if step <= latest)
+
+    def launches(self) -> list[Path]:
+        return sorted(self.logs.glob("launch-*.jsonl"))
+
+
+def read_metrics(paths: StagePaths) -> dict[int, dict[str, Any]]:
+    """veRL's file-logger records of every launch, merged by step (a later launch wins)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for path in paths.launches():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a killed launch can leave a cut last line
+                continue
+            by_step.setdefault(int(record["step"]), {}).update(record["data"])
+    return by_step
+
+
+def validation_accuracy(metrics: dict[str, Any]) -> dict[str, float]:
+    """`val/accuracy` (the unweighted mean over categories) and `val/accuracy_<category>`, as the
+    single-machine trainer logs them; empty when the step has no validation."""
+    per_category = {match.group(1): float(value) for key, value in metrics.items()
+                    if (match := VAL_ACCURACY.match(key))}
+    if not per_category:
+        return {}
+    return {"val/accuracy": sum(per_category.values()) / len(per_category),
+            **{f"val/accuracy_{category}": value for category, value in sorted(per_category.items())}}
+
+
+def stage_history(metrics: dict[int, dict[str, Any]], steps: int) -> StageHistory:
+    val = [(step, validation_accuracy(data)["val/accuracy"]) for step, data in sorted(metrics.items())
+           if step <= steps and validation_accuracy(data)]
+    grad = [(step, float(data[GRAD_NORM])) for step, data in sorted(metrics.items())
+            if 0 < step <= steps and GRAD_NORM in data]
+    return StageHistory(steps=steps, val_accuracy=val, grad_norm=grad)
+
+
+def hand_off_step(history: StageHistory, checkpointed: list[int]) -> int | None:
+    """The checkpoint the next stage starts from: the best validated one (ties: earliest) when it
+    beats the stage's starting point (step 0), else the latest; None when there is no checkpoint."""
+    accuracy = dict(history.val_accuracy)
+    scored = [step for step in checkpointed if step in accuracy and math.isfinite(accuracy[step])]
+    best = max(scored, key=lambda step: (accuracy[step], -step), default=None)
+    start = accuracy.get(0)
+    if best is not None and (start is None or accuracy[best] > start):
+        return best
+    return checkpointed[-1] if checkpointed else None
+
+
+class VerlCurriculumRun(CurriculumRun):
+    """The curriculum in one run directory, each stage trained by veRL; resumable like the TRL run."""
+
+    engine = "verl"
+
+    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None,
+                 cluster: Cluster = Cluster(), steps_per_launch: int | None = None, launcher: Launcher = run_logged):
+        super().__init__(config, model, output, release)
+        if steps_per_launch is not None and (not isinstance(steps_per_launch, int) or steps_per_launch < 1):
+            raise ValueError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
+        self.cluster = cluster
+        self.steps_per_launch = steps_per_launch
+        self.launcher = launcher
+
+    def paths(self, index: int, stage: StageConfig) -> StagePaths:
+        return StagePaths(self.stage_dir(index, stage))
+
+    def _launch_length(self, stage: StageConfig) -> int:
+        return self.steps_per_launch or int(stage.grpo.get("save_steps", 5))
+
+    def launch(self, index: int, stage: StageConfig, model: str, done: int) -> tuple[list[str], dict[str, str], list[str]]:
+        """(command, environment, ignored curriculum fields) of the stage's next launch after `done` steps."""
+        paths = self.paths(index, stage)
+        data = {"train": paths.data / "train.parquet", "val": paths.data / "val.parquet"}
+        if not all(path.is_file() for path in data.values()):
+            data = build_stage_data(stage, paths.data, self.release)
+        import pyarrow.parquet as pq
+
+        run = StageRun(
+            model=model, train_file=data["train"], val_file=data["val"],
+            train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
+            experiment=f"{self.config.name}-{index + 1:02d}-{stage.name}",
+            total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
+            seed=self.config.seed,
+        )
+        overrides, ignored = stage_overrides(stage, run, self.cluster)
+        composed = check_overrides(stage, overrides)
+        from omegaconf import OmegaConf
+
+        paths.root.mkdir(parents=True, exist_ok=True)
+        (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
+        log = paths.logs / f"launch-{len(paths.launches()) + 1:03d}"
+        env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
+        return [sys.executable, "-m", TRAINER_MODULE, *overrides], env, ignored
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The first launch of every stage, without running anything (`--dry-run`): stage N > 1
+        starts from stage N-1's `selected/` model, which exists once that stage has run."""
+        planned, model = [], self.model_source
+        for index, stage in enumerate(self.config.stages):
+            command, env, ignored = self.launch(index, stage, model, done=0)
+            planned.append({"stage": stage.name, "max_steps": stage.max_steps, "steps_per_launch": self._launch_length(stage),
+                            "command": command_line(command, env), "ignored": ignored})
+            model = str(self.paths(index, stage).selected)
+        return planned
+
+    def _decide(self, stage: StageConfig, rule: TransitionRule, paths: StagePaths) -> tuple[Decision, StageHistory]:
+        steps = (paths.checkpoint_steps() or [0])[-1]
+        history = stage_history(read_metrics(paths), steps)
+        decision = rule.decide(history)
+        self.log_decision(stage, steps, decision)
+        return decision, history
+
+    def _run_stage(self, index: int, stage: StageConfig, start_from: str) -> dict[str, Any]:
+        paths = self.paths(index, stage)
+        rule = TransitionRule.from_dict({**stage.transition, "max_steps": stage.max_steps})
+        while True:
+            done = (paths.checkpoint_steps() or [0])[-1]
+            if done:
+                decision, history = self._decide(stage, rule, paths)
+                if decision.advance:
+                    break
+            command, env, ignored = self.launch(index, stage, start_from, done)
+            if ignored:
+                print(f"envtune: stage {stage.name}: veRL has no use for {', '.join(ignored)}", file=sys.stderr)
+            log = Path(env["VERL_FILE_LOGGER_PATH"]).with_suffix(".log")
+            status = self.launcher(command, env, log)
+            reached = (paths.checkpoint_steps() or [0])[-1]
+            if status != 0 or reached <= done:
+                raise ChildProcessError(
+                    f"veRL stopped in stage {stage.name} (exit status {status}, last checkpoint at step {reached}); "
+                    f"its output is in {log}. Run the same command again to resume from the last checkpoint.")
+            self._record(stage, paths, done, reached)
+            self._prune(paths, stage_history(read_metrics(paths), reached))
+        selected = self._hand_off(paths, stage, history)
+        return {
+            "name": stage.name, "steps": done, "best_checkpoint": str(selected),
+            "last_checkpoint": str(paths.checkpoints / f"global_step_{done}"), "best_accuracy": decision.best_accuracy,
+            "best_step": decision.best_step, "decision": decision.reason,
+        }
+
+    def _record(self, stage: StageConfig, paths: StagePaths, done: int, reached: int) -> None:
+        """Copy the launch's steps into the run's metrics.jsonl, with the validation accuracy added."""
+        for step, data in sorted(read_metrics(paths).items()):
+            if done < step <= reached or (done == 0 and step == 0):
+                self.log(stage, step, {**validation_accuracy(data), **data})
+
+    def _prune(self, paths: StagePaths, history: StageHistory) -> None:
+        """Keep the latest checkpoint (to resume) and the one the hand-off would pick; free the rest."""
+        steps = paths.checkpoint_steps()
+        keep = {steps[-1], hand_off_step(history, steps)} if steps else set()
+        for step in steps:
+            if step not in keep:
+                shutil.rmtree(paths.checkpoints / f"global_step_{step}", ignore_errors=True)
+
+    def _hand_off(self, paths: StagePaths, stage: StageConfig, history: StageHistory) -> Path:
+        """Merge the chosen checkpoint's shards into a Hugging Face model in `selected/`."""
+        if (paths.selected / "config.json").is_file():
+            return paths.selected
+        step = hand_off_step(history, paths.checkpoint_steps())
+        backend = "megatron" if stage.verl.get("actor_rollout_ref.actor.strategy") == "megatron" else "fsdp"
+        staging = paths.root / ".selected.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", backend,
+                   "--local_dir", str(paths.checkpoints / f"global_step_{step}" / "actor"), "--target_dir", str(staging)]
+        log = paths.logs / "merge.log"
+        if self.launcher(command, {}, log) != 0 or not (staging / "config.json").is_file():
+            raise ChildProcessError(f"merging checkpoint step {step} of stage {stage.name} into a Hugging Face model "
+                                    f"failed; its output is in {log}. Run the same command again to retry.")
+        os.replace(staging, paths.selected)
+        return paths.selected

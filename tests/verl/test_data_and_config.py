@@ -1,0 +1,150 @@
+"""The veRL side of a stage: parquet rows that veRL's dataset loads, and overrides veRL's config accepts."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+from envtune.bfcl.splits import split_tasks
+from envtune.env import Episode
+from envtune.models import load_model_and_tokenizer
+from envtune.train.config import ConfigError, load_config, parse_config
+from envtune.verl.config import Cluster, StageRun, check_overrides, compose, hydra_value, stage_overrides
+from envtune.verl.data import AGENT_NAME, EpisodeSpec, build_stage_data
+from envtune.verl.launch import VerlCurriculumRun
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = load_config(ROOT / "configs" / "paper.yaml")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_model_and_tokenizer("tiny")[1]
+
+
+@pytest.fixture(scope="module")
+def hints_data(tmp_path_factory):
+    """Stage 2 of the paper: the 100 base training tasks, augmented feedback; validation split."""
+    return build_stage_data(PAPER.stages[1], tmp_path_factory.mktemp("hints"))
+
+
+def stage_run(paths, model="Qwen/Qwen2.5-7B-Instruct", tasks=100, **changes):
+    return StageRun(model=model, train_file=paths["train"], val_file=paths["val"], train_tasks=tasks,
+                    checkpoint_dir=Path("/runs/ckpt"), experiment="paper-02-hints", total_steps=5, **changes)
+
+
+def test_rows_load_with_verls_dataset_and_carry_the_episode(hints_data, tokenizer):
+    data_config = compose([f"data.train_files={hints_data['train']}", f"data.val_files={hints_data['val']}",
+                           "data.max_prompt_length=100000", "data.filter_overlong_prompts_workers=1"]).data
+    train = RLHFDataset(str(hints_data["train"]), tokenizer, data_config)
+    expected = [task for task in split_tasks("train") if task.category == "base"]
+    assert len(train) == len(expected) == 100
+    for index in (0, 57):
+        item = train[index]
+        spec = EpisodeSpec.from_kwargs(item["interaction_kwargs"])
+        task = expected[index]
+        assert spec.task_id == task.id and item["extra_info"]["index"] == index
+        assert spec.episode.feedback == "augmented" and spec.episode.reward == "progress"
+        assert spec.max_reply_tokens == PAPER.stages[1].sampling.max_new_tokens
+        assert item["agent_name"] == AGENT_NAME and item["data_source"] == "bfcl_multi_turn_base"
+        with Episode(task, spec.episode) as episode:
+            assert [dict(message) for message in item["raw_prompt"]] == episode.reset()
+    val = RLHFDataset(str(hints_data["val"]), tokenizer, data_config)
+    assert len(val) == 100 and {val[i]["data_source"] for i in range(len(val))} == {
+        f"bfcl_multi_turn_{category}" for category in ("base", "miss_func", "miss_param", "long_context")}
+    assert all(EpisodeSpec.from_kwargs(val[i]["interaction_kwargs"]).episode.feedback == "standard" for i in range(0, 100, 9))
+
+
+def test_paper_hyperparameters_map_to_verl_keys_that_veRL_accepts(hints_data):
+    overrides, ignored = stage_overrides(PAPER.stages[1], stage_run(hints_data), Cluster(nodes=2, gpus_per_node=8))
+    config = check_overrides(PAPER.stages[1], overrides)  # Hydra refuses unknown keys; veRL validates
+    actor, rollout = config.actor_rollout_ref.actor, config.actor_rollout_ref.rollout
+    assert config.algorithm.adv_estimator == "grpo"
+    assert actor.optim.lr == 1e-6 and actor.use_kl_loss and actor.kl_loss_coef == 0.1 and actor.kl_loss_type == "low_var_kl"
+    assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.optim.clip_grad) == (0.2, 0.28, 1.0)
+    assert actor.entropy_coeff == 0.001  # from the config's veRL-only section
+    assert rollout.n == 16 and config.data.train_batch_size == 32 and actor.ppo_mini_batch_size == 32
+    assert rollout.response_length == 24576 and rollout.prompt_length == 8192
+    assert rollout.agent.agent_loop_config_path.endswith("envtune/verl/agent_loops.yaml")
+    assert Path(rollout.agent.agent_loop_config_path).is_file()
+    assert (config.trainer.nnodes, config.trainer.n_gpus_per_node) == (2, 8)
+    assert config.trainer.save_freq == 5 and config.trainer.test_freq == 1 and config.trainer.total_training_steps == 5
+    assert list(config.trainer.logger) == ["console", "file", "tensorboard"]
+    assert ignored == ["bf16"]
+    stage1 = stage_overrides(PAPER.stages[0], stage_run(hints_data, tasks=75), Cluster())[0]
+    assert "data.train_batch_size=16" in stage1 and "data.max_response_length=10240" in stage1
+
+
+def test_every_key_we_set_exists_in_verls_config(hints_data):
+    from omegaconf import OmegaConf
+
+    overrides, _ = stage_overrides(PAPER.stages[2], stage_run(hints_data, tasks=400), Cluster())
+    config = compose(overrides)
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        assert OmegaConf.select(config, key, throw_on_missing=False) is not None, key
+
+
+def test_bad_settings_are_refused_with_the_key_named(hints_data):
+    typo = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                     "verl": {"actor_rollout_ref.actor.entropy_coef": 0.001}}]})
+    overrides, _ = stage_overrides(typo.stages[0], stage_run(hints_data), Cluster())
+    with pytest.raises(ConfigError, match="entropy_coef"):
+        check_overrides(typo.stages[0], overrides)
+    too_big = parse_config({"stages": [{"name": "s", "split": "format", "reward": "format", "max_steps": 3,
+                                        "grpo": {"num_generations": 16, "per_device_train_batch_size": 128,
+                                                 "gradient_accumulation_steps": 16}}]})
+    with pytest.raises(ConfigError, match="only 75 training tasks"):
+        stage_overrides(too_big.stages[0], stage_run(hints_data, tasks=75), Cluster())
+    uneven = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                       "grpo": {"num_generations": 3, "per_device_train_batch_size": 4}}]})
+    with pytest.raises(ConfigError, match="multiple of num_generations"):
+        stage_overrides(uneven.stages[0], stage_run(hints_data), Cluster())
+    gpus = stage_overrides(PAPER.stages[1], stage_run(hints_data), Cluster(nodes=1, gpus_per_node=7))[0]
+    with pytest.raises(ConfigError, match="divisible"):  # 32 x 16 samples over 7 GPUs: veRL's own check
+        check_overrides(PAPER.stages[1], [*gpus, "actor_rollout_ref.actor.use_dynamic_bsz=false"])
+    with pytest.raises(ConfigError, match="nodes"):
+        Cluster(nodes=0)
+    with pytest.raises(ConfigError, match="verl must map"):
+        parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3, "verl": [1]}]})
+
+
+def test_hydra_values_are_quoted_when_needed():
+    assert hydra_value("/runs/a b/model") == "'/runs/a b/model'"
+    assert hydra_value("Qwen/Qwen2.5-7B-Instruct") == "Qwen/Qwen2.5-7B-Instruct"
+    assert hydra_value("it's") == "'it\\'s'"
+    assert (hydra_value(True), hydra_value(None), hydra_value(1e-6), hydra_value(["a", 2])) == ("true", "null", "1e-06", "[a,2]")
+
+
+def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "envtune", "tune", "--engine", "verl", "--config", str(ROOT / "configs" / "paper.yaml"),
+         "--model", "Qwen/Qwen2.5-7B-Instruct", "--nodes", "2", "--gpus-per-node", "8", "--dry-run",
+         "--output", str(run)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    commands = [block for block in result.stdout.split("\n\n") if "verl.trainer.main_ppo" in block]
+    assert len(commands) == 4
+    for index, (block, name) in enumerate(zip(commands, ("syntax", "hints", "hard", "alignment"))):
+        assert f"stage {index + 1} ({name})" in block
+        assert f"VERL_FILE_LOGGER_PATH={run}/stages/0{index + 1}-{name}/logs/launch-001.jsonl" in block
+        assert f"data.train_files={run}/stages/0{index + 1}-{name}/data/train.parquet" in block
+        assert (run / "stages" / f"0{index + 1}-{name}" / "data" / "val.parquet").is_file()
+        model = "Qwen/Qwen2.5-7B-Instruct" if index == 0 else f"{run}/stages/0{index}-{('syntax', 'hints', 'hard')[index - 1]}/selected"
+        assert f"actor_rollout_ref.model.path={model}" in block
+        assert "trainer.nnodes=2" in block and "trainer.n_gpus_per_node=8" in block
+    assert not (run / "state.json").exists()  # nothing ran
+    # the printed command parses back into the overrides veRL would get
+    first = VerlCurriculumRun(PAPER, "Qwen/Qwen2.5-7B-Instruct", tmp_path / "again").launch(0, PAPER.stages[0], "m", 0)[0]
+    assert first[1:3] == ["-m", "verl.trainer.main_ppo"]
+
+
+def test_engine_flags_need_the_verl_engine(capsys):
+    from envtune.cli import main
+
+    assert main(["tune", "--preset", "smoke", "--nodes", "2"]) == 2
+    assert "--nodes applies to --engine verl only" in capsys.readouterr().err
