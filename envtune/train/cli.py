@@ -9,7 +9,7 @@ from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
 
-PRESETS = ("smoke",)
+PRESETS = ("smoke", "paper")  # embedded configs; configs/paper.yaml is the paper preset
 
 
 def preset_path(name: str) -> Path:
@@ -35,16 +35,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from envtune.train.curriculum import CurriculumRun
 
     if bool(args.config) == bool(args.preset):
-        raise ValueError("give either --config FILE (with --model) or --preset smoke")
+        raise ValueError("give either --config FILE or --preset smoke|paper")
     verl_only = [flag for flag, value in (("--nodes", args.nodes), ("--gpus-per-node", args.gpus_per_node),
                                           ("--steps-per-launch", args.steps_per_launch), ("--dry-run", args.dry_run))
                  if value]
     if args.engine == "trl" and verl_only:
         raise ValueError(f"{verl_only[0]} applies to --engine verl only")
     config = load_config(args.config or preset_path(args.preset))
-    model = args.model or ("tiny" if args.preset else None)
+    model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
-        raise ValueError("--model is required with --config: a local path or a Hugging Face model id ('tiny' for the local test model)")
+        raise ValueError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
     output = Path(args.output or Path("runs") / config.name)
     run = _verl_run(config, model, output, args) if args.engine == "verl" else CurriculumRun(config, model, output, args.release)
     if args.dry_run:
@@ -72,7 +72,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("tune", help="run the curriculum (GRPO through TRL, or veRL on a cluster); rerun the same command to resume")
     parser.add_argument("--config", help="curriculum YAML, e.g. configs/paper.yaml")
-    parser.add_argument("--preset", choices=PRESETS, help="an embedded config: 'smoke' runs all stages briefly on CPU with the tiny model")
+    parser.add_argument("--preset", choices=PRESETS, help="an embedded config: 'smoke' runs all stages briefly on CPU with the tiny model; "
+                        "'paper' is the paper's curriculum (configs/paper.yaml)")
     parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': the local test model)")
     parser.add_argument("--output", help="run directory (default: runs/<config name>); an existing one is resumed")
     parser.add_argument("--release", choices=sorted(RELEASES), default=None, help="pinned bfcl-eval release")

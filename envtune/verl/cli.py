@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
+from envtune.train.cli import PRESETS, preset_path
 
 
 def stage_of(config, key: str):
@@ -19,11 +20,10 @@ def stage_of(config, key: str):
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from envtune.train.cli import preset_path
     from envtune.train.config import load_config
     from envtune.verl.data import build_stage_data
 
-    config = load_config(args.config or preset_path("smoke"))
+    config = load_config(args.config or preset_path(args.preset))
     stage = stage_of(config, args.stage)
     paths = build_stage_data(stage, args.output, args.release)
     import pyarrow.parquet as pq
@@ -39,7 +39,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("verl", help="veRL helpers: training data for a stage")
     sub = parser.add_subparsers(dest="verl_command", metavar="COMMAND", required=True)
     data = sub.add_parser("data", help="write a stage's train.parquet and val.parquet for veRL")
-    data.add_argument("--config", help="curriculum YAML (default: the embedded smoke preset)")
+    source = data.add_mutually_exclusive_group()
+    source.add_argument("--config", help="curriculum YAML")
+    source.add_argument("--preset", choices=PRESETS, default="paper", help="an embedded curriculum (default: paper)")
     data.add_argument("--stage", required=True, help="stage number (1-based) or name")
     data.add_argument("--output", type=Path, required=True, help="directory for train.parquet and val.parquet")
     data.add_argument("--release", choices=sorted(RELEASES), default=None, help="pinned bfcl-eval release")

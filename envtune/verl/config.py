@@ -25,7 +25,7 @@ from envtune.train.config import ConfigError, StageConfig
 from envtune.verl.data import AGENT_NAME
 
 TRAINER_MODULE = "verl.trainer.main_ppo"
-MAX_PROMPT_TOKENS = 8192  # the paper's prompt budget; BFCL opening prompts with all tool docs fit in it
+MAX_PROMPT_TOKENS = 8192  # the paper's prompt budget; raised to the longest opening prompt when that is longer
 
 # TRL GRPOConfig field -> the veRL key with the same meaning.
 GRPO_TO_VERL = {
@@ -72,6 +72,7 @@ class StageRun:
     checkpoint_dir: Path
     experiment: str
     total_steps: int
+    max_prompt_tokens: int = MAX_PROMPT_TOKENS
     val_before_train: bool = True
     seed: int = 0
 
@@ -113,7 +114,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
     if batch > run.train_tasks:
         raise ConfigError(f"stage {stage.name}: {batch} tasks per step but the stage has only {run.train_tasks} "
                           "training tasks; lower per_device_train_batch_size x gradient_accumulation_steps")
-    max_prompt = int(stage.verl.get("data.max_prompt_length", MAX_PROMPT_TOKENS))
+    max_prompt = int(stage.verl.get("data.max_prompt_length", run.max_prompt_tokens))
     settings: dict[str, Any] = {
         "algorithm.adv_estimator": "grpo",
         "algorithm.use_kl_in_reward": False,

@@ -108,3 +108,16 @@ def build_stage_data(stage: StageConfig, output: str | Path, release: str | None
     write_parquet(paths["train"], train)
     write_parquet(paths["val"], val)
     return paths
+
+
+def prompt_lengths(tokenizer, files: list[Path]) -> list[int]:
+    """Tokens of every row's opening prompt under the tokenizer's chat template (with the assistant
+    header), the length veRL's prompt filter and agent loop see."""
+    import pyarrow.parquet as pq
+
+    lengths = []
+    for path in files:
+        for messages in pq.read_table(path, columns=["prompt"]).column("prompt").to_pylist():
+            rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+            lengths.append(len(rendered))
+    return lengths

@@ -45,8 +45,8 @@ from typing import Any, Callable
 from envtune.train.config import CurriculumConfig, StageConfig
 from envtune.train.curriculum import CurriculumRun
 from envtune.train.transition import Decision, StageHistory, TransitionRule
-from envtune.verl.config import TRAINER_MODULE, Cluster, StageRun, check_overrides, command_line, stage_overrides
-from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data
+from envtune.verl.config import MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, check_overrides, command_line, stage_overrides
+from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
 
 VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
 GRAD_NORM = "actor/grad_norm"
@@ -157,9 +157,31 @@ class VerlCurriculumRun(CurriculumRun):
         self.cluster = cluster
         self.steps_per_launch = steps_per_launch
         self.launcher = launcher
+        self._tokenizer: Any = False  # loaded on first use; None when it cannot be loaded here
 
     def paths(self, index: int, stage: StageConfig) -> StagePaths:
         return StagePaths(self.stage_dir(index, stage))
+
+    def prompt_budget(self, stage: StageConfig, files: list[Path]) -> int:
+        """veRL drops rows whose prompt exceeds `data.max_prompt_length`, so the budget is the paper's
+        8192 tokens or, when longer, the longest opening prompt under the model's chat template."""
+        if self._tokenizer is False:
+            from transformers import AutoTokenizer
+
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.model_source)
+            except (OSError, ValueError) as error:
+                self._tokenizer = None
+                print(f"envtune: cannot load the tokenizer of {self.model_source} here ({str(error).splitlines()[0]}); "
+                      f"prompts get {MAX_PROMPT_TOKENS} tokens and veRL drops longer ones", file=sys.stderr)
+        if self._tokenizer is None:
+            return MAX_PROMPT_TOKENS
+        longest = max(prompt_lengths(self._tokenizer, files))
+        configured = stage.verl.get("data.max_prompt_length")
+        if configured is not None and int(configured) < longest:
+            print(f"envtune: stage {stage.name}: data.max_prompt_length={configured} is below the longest prompt "
+                  f"({longest} tokens); veRL drops the longer tasks", file=sys.stderr)
+        return max(MAX_PROMPT_TOKENS, -(-longest // 256) * 256)
 
     def _launch_length(self, stage: StageConfig) -> int:
         return self.steps_per_launch or int(stage.grpo.get("save_steps", 5))
@@ -175,6 +197,7 @@ class VerlCurriculumRun(CurriculumRun):
         run = StageRun(
             model=model, train_file=data["train"], val_file=data["val"],
             train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
+            max_prompt_tokens=self.prompt_budget(stage, list(data.values())),
             experiment=f"{self.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
             seed=self.config.seed,

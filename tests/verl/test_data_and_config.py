@@ -1,5 +1,6 @@
 """The veRL side of a stage: parquet rows that veRL's dataset loads, and overrides veRL's config accepts."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from envtune.bfcl.splits import split_tasks
 from envtune.env import Episode
-from envtune.models import load_model_and_tokenizer
+from envtune.models import load_model_and_tokenizer, tiny_model_path
 from envtune.train.config import ConfigError, load_config, parse_config
 from envtune.verl.config import Cluster, StageRun, check_overrides, compose, hydra_value, stage_overrides
 from envtune.verl.data import AGENT_NAME, EpisodeSpec, build_stage_data
@@ -124,9 +125,11 @@ def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
         [sys.executable, "-m", "envtune", "tune", "--engine", "verl", "--config", str(ROOT / "configs" / "paper.yaml"),
          "--model", "Qwen/Qwen2.5-7B-Instruct", "--nodes", "2", "--gpus-per-node", "8", "--dry-run",
          "--output", str(run)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
+    # the model is not reachable here: the prompt budget stays at 8192 and the user is told
+    assert "cannot load the tokenizer of Qwen/Qwen2.5-7B-Instruct" in result.stderr and "data.max_prompt_length=8192" in result.stdout
     commands = [block for block in result.stdout.split("\n\n") if "verl.trainer.main_ppo" in block]
     assert len(commands) == 4
     for index, (block, name) in enumerate(zip(commands, ("syntax", "hints", "hard", "alignment"))):
@@ -139,8 +142,8 @@ def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
         assert "trainer.nnodes=2" in block and "trainer.n_gpus_per_node=8" in block
     assert not (run / "state.json").exists()  # nothing ran
     # the printed command parses back into the overrides veRL would get
-    first = VerlCurriculumRun(PAPER, "Qwen/Qwen2.5-7B-Instruct", tmp_path / "again").launch(0, PAPER.stages[0], "m", 0)[0]
-    assert first[1:3] == ["-m", "verl.trainer.main_ppo"]
+    first = VerlCurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "again").launch(0, PAPER.stages[0], "m", 0)[0]
+    assert first[0] == sys.executable and first[1:3] == ["-m", "verl.trainer.main_ppo"]
 
 
 def test_engine_flags_need_the_verl_engine(capsys):
@@ -148,3 +151,15 @@ def test_engine_flags_need_the_verl_engine(capsys):
 
     assert main(["tune", "--preset", "smoke", "--nodes", "2"]) == 2
     assert "--nodes applies to --engine verl only" in capsys.readouterr().err
+
+
+def test_data_command_writes_a_stage_by_number_or_name(tmp_path, capsys):
+    from envtune.cli import main
+
+    assert main(["verl", "data", "--stage", "1", "--output", str(tmp_path / "syntax")]) == 0
+    out = capsys.readouterr().out
+    assert f"train: 75 tasks -> {tmp_path / 'syntax' / 'train.parquet'}" in out and "val: 100 tasks" in out
+    assert main(["verl", "data", "--preset", "smoke", "--stage", "hints", "--output", str(tmp_path / "hints")]) == 0
+    assert "val: 4 tasks" in capsys.readouterr().out  # the smoke preset validates on 4 tasks
+    assert main(["verl", "data", "--stage", "fifth", "--output", str(tmp_path / "x")]) == 2
+    assert "give 1-4 or one of syntax, hints, hard, alignment" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from envtune.io import read_jsonl
+from envtune.models import tiny_model_path
 from envtune.train.config import parse_config
 from envtune.verl.config import Cluster
 from envtune.train.transition import StageHistory
@@ -29,6 +30,7 @@ CONFIG = parse_config({
 CURVES = {"syntax": [0.1, 0.2, 0.3, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6],
           "hints": [0.3, 0.1, 0.2, 0.35, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]}
 CATEGORIES = ("base", "miss_func", "miss_param", "long_context")
+MODEL = str(tiny_model_path())  # a local model, so the launcher can measure prompts with its tokenizer
 
 
 class FakeVerl:
@@ -77,7 +79,7 @@ class FakeVerl:
 
 def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp_path):
     verl = FakeVerl()
-    run = VerlCurriculumRun(CONFIG, "base-model", tmp_path / "run", cluster=Cluster(1, 2), launcher=verl)
+    run = VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=verl)
     summary = run.run()
     syntax, hints = summary["stages"]
 
@@ -86,7 +88,9 @@ def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp
     assert [int(launch["trainer.total_training_steps"]) for launch in syntax_launches] == [3, 6, 9]
     assert [launch["trainer.val_before_train"] for launch in syntax_launches] == ["true", "false", "false"]
     assert syntax["steps"] == 9 and syntax["decision"].startswith("plateau") and syntax["best_step"] == 4
-    assert all(launch["actor_rollout_ref.model.path"] == "base-model" for launch in syntax_launches)
+    assert all(launch["actor_rollout_ref.model.path"] == MODEL for launch in syntax_launches)
+    # the tiny tokenizer makes some opening prompts longer than 8192 tokens: the budget grows to fit
+    assert all(int(launch["data.max_prompt_length"]) > 8192 for launch in verl.launches)
     # only step 6 (the best checkpointed validation: 0.6 was first reached at 4, not saved) and 9 (latest) survive
     stage_dir = tmp_path / "run" / "stages" / "01-syntax"
     assert sorted(path.name for path in (stage_dir / "checkpoints").glob("global_step_*")) == ["global_step_6", "global_step_9"]
@@ -113,16 +117,16 @@ def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp
 
     # running the same command again does nothing new
     again = FakeVerl()
-    VerlCurriculumRun(CONFIG, "base-model", tmp_path / "run", cluster=Cluster(1, 2), launcher=again).run()
+    VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=again).run()
     assert again.launches == [] and again.merges == []
 
 
 def test_a_failed_launch_names_its_log_and_the_same_command_resumes(tmp_path):
     crashing = FakeVerl(fail_in=("hints", 5))
     with pytest.raises(ChildProcessError, match="launch-002.log.*same command again"):
-        VerlCurriculumRun(CONFIG, "base-model", tmp_path / "run", cluster=Cluster(1, 2), launcher=crashing).run()
+        VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=crashing).run()
     resumed = FakeVerl()
-    summary = VerlCurriculumRun(CONFIG, "base-model", tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
+    summary = VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
     # syntax is not rerun; hints resumes from its step-3 checkpoint without validating again first
     assert [launch["trainer.experiment_name"] for launch in resumed.launches] == ["two-02-hints"]
     assert resumed.launches[0]["trainer.val_before_train"] == "false"
@@ -135,9 +139,9 @@ def test_a_failed_launch_names_its_log_and_the_same_command_resumes(tmp_path):
 def test_a_run_directory_of_the_other_engine_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "state.json").write_text(json.dumps(
-        {"config_name": "two", "model": "base-model", "release": "2026.3.23", "stages": []}))
+        {"config_name": "two", "model": MODEL, "release": "2026.3.23", "stages": []}))
     with pytest.raises(ValueError, match="on engine trl"):
-        VerlCurriculumRun(CONFIG, "base-model", tmp_path / "run", launcher=FakeVerl()).run()
+        VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", launcher=FakeVerl()).run()
 
 
 def test_the_hand_off_takes_the_best_checkpoint_only_when_it_beats_the_start():
