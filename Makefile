@@ -25,6 +25,7 @@ demo: fetch
 	$(BIN)/envtune feedback coverage --show 5
 	rm -rf runs/demo-smoke
 	$(BIN)/envtune tune --preset smoke --output runs/demo-smoke
+	$(BIN)/envtune tune --engine verl --preset smoke --output runs/demo-verl --dry-run
 
 test: fetch
 	$(BIN)/python -m pytest -q

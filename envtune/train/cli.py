@@ -49,7 +49,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     run = _verl_run(config, model, output, args) if args.engine == "verl" else CurriculumRun(config, model, output, args.release)
     if args.dry_run:
         for index, launch in enumerate(run.plan()):
-            print(f"# stage {index + 1} ({launch['stage']}): first launch, {launch['steps_per_launch']} steps; envtune "
+            steps = launch["steps_per_launch"]
+            print(f"# stage {index + 1} ({launch['stage']}): the first launch runs {steps} step{'s' * (steps != 1)}; envtune "
                   f"relaunches until the transition rule moves on (at most {launch['max_steps']} steps)")
             if launch["ignored"]:
                 print(f"# not used by veRL: {', '.join(launch['ignored'])}")

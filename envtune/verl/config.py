@@ -13,6 +13,8 @@ is refused there) and runs veRL's `validate_config`, so a typo fails before a cl
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import shlex
@@ -73,6 +75,7 @@ class StageRun:
     experiment: str
     total_steps: int
     max_prompt_tokens: int = MAX_PROMPT_TOKENS
+    agent_loops: str = ""  # the agent-loop registry file veRL's workers read; default: the packaged one
     val_before_train: bool = True
     seed: int = 0
 
@@ -139,7 +142,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "actor_rollout_ref.rollout.temperature": stage.sampling.temperature,
         "actor_rollout_ref.rollout.top_p": stage.sampling.top_p,
         "actor_rollout_ref.rollout.top_k": stage.sampling.top_k or -1,
-        "actor_rollout_ref.rollout.agent.agent_loop_config_path": agent_loop_config_path(),
+        "actor_rollout_ref.rollout.agent.agent_loop_config_path": run.agent_loops or agent_loop_config_path(),
         "actor_rollout_ref.rollout.agent.default_agent_loop": AGENT_NAME,
         "trainer.nnodes": cluster.nodes,
         "trainer.n_gpus_per_node": cluster.gpus_per_node,
@@ -190,7 +193,8 @@ def check_overrides(stage: StageConfig, overrides: Sequence[str]):
 
     config = compose(overrides)
     try:
-        validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+        with contextlib.redirect_stdout(io.StringIO()):  # veRL prints a line on success
+            validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     except (AssertionError, ValueError) as error:
         raise ConfigError(f"stage {stage.name}: veRL's config check failed: {error}") from None
     return config

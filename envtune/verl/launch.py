@@ -21,6 +21,7 @@ current one goes on from its last checkpoint.
 
 Stage directory, besides the run files of `envtune.train.curriculum`:
 
+    agent_loops.yaml                            registers envtune's agent loop with veRL's workers
     stages/NN-name/data/{train,val}.parquet     the rows veRL reads
     stages/NN-name/verl_config.yaml             the full veRL config of the latest launch
     stages/NN-name/logs/launch-NNN.{log,jsonl}  each launch's output and veRL's metrics
@@ -45,7 +46,10 @@ from typing import Any, Callable
 from envtune.train.config import CurriculumConfig, StageConfig
 from envtune.train.curriculum import CurriculumRun
 from envtune.train.transition import Decision, StageHistory, TransitionRule
-from envtune.verl.config import MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, check_overrides, command_line, stage_overrides
+from envtune.verl.config import (
+    MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, agent_loop_config_path, check_overrides, command_line,
+    stage_overrides,
+)
 from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
 
 VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
@@ -151,7 +155,7 @@ class VerlCurriculumRun(CurriculumRun):
 
     def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None,
                  cluster: Cluster = Cluster(), steps_per_launch: int | None = None, launcher: Launcher = run_logged):
-        super().__init__(config, model, output, release)
+        super().__init__(config, model, Path(output).resolve(), release)  # Ray workers run elsewhere: absolute paths
         if steps_per_launch is not None and (not isinstance(steps_per_launch, int) or steps_per_launch < 1):
             raise ValueError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
         self.cluster = cluster
@@ -194,13 +198,19 @@ class VerlCurriculumRun(CurriculumRun):
             data = build_stage_data(stage, paths.data, self.release)
         import pyarrow.parquet as pq
 
+        # veRL's workers may run on other nodes, where the package can sit elsewhere: they read the
+        # agent-loop registry from the run directory, which every node sees
+        agent_loops = self.output / "agent_loops.yaml"
+        if not agent_loops.is_file():
+            self.output.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(agent_loop_config_path(), agent_loops)
         run = StageRun(
             model=model, train_file=data["train"], val_file=data["val"],
             train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
             max_prompt_tokens=self.prompt_budget(stage, list(data.values())),
             experiment=f"{self.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
-            seed=self.config.seed,
+            seed=self.config.seed, agent_loops=str(agent_loops),
         )
         overrides, ignored = stage_overrides(stage, run, self.cluster)
         composed = check_overrides(stage, overrides)

@@ -140,7 +140,9 @@ def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
         model = "Qwen/Qwen2.5-7B-Instruct" if index == 0 else f"{run}/stages/0{index}-{('syntax', 'hints', 'hard')[index - 1]}/selected"
         assert f"actor_rollout_ref.model.path={model}" in block
         assert "trainer.nnodes=2" in block and "trainer.n_gpus_per_node=8" in block
+        assert f"actor_rollout_ref.rollout.agent.agent_loop_config_path={run}/agent_loops.yaml" in block
     assert not (run / "state.json").exists()  # nothing ran
+    assert "EpisodeAgentLoop" in (run / "agent_loops.yaml").read_text()
     # the printed command parses back into the overrides veRL would get
     first = VerlCurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "again").launch(0, PAPER.stages[0], "m", 0)[0]
     assert first[0] == sys.executable and first[1:3] == ["-m", "verl.trainer.main_ppo"]
