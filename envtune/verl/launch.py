@@ -43,6 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow.parquet as pq
+from omegaconf import OmegaConf
+
+from envtune.io import read_jsonl
 from envtune.train.config import CurriculumConfig, StageConfig
 from envtune.train.curriculum import CurriculumRun
 from envtune.train.transition import Decision, StageHistory, TransitionRule
@@ -99,6 +103,10 @@ class StagePaths:
         steps = [int(path.name.rsplit("_", 1)[1]) for path in self.checkpoints.glob("global_step_*")
                  if path.name.rsplit("_", 1)[1].isdigit() and (path / "actor").is_dir()]
         return sorted(step for step in steps if step <= latest)
+
+    def latest_step(self) -> int:
+        """The step veRL resumes from (0 before the first checkpoint)."""
+        return (self.checkpoint_steps() or [0])[-1]
 
     def launches(self) -> list[Path]:
         return sorted(self.logs.glob("launch-*.jsonl"))
@@ -196,8 +204,6 @@ class VerlCurriculumRun(CurriculumRun):
         data = {"train": paths.data / "train.parquet", "val": paths.data / "val.parquet"}
         if not all(path.is_file() for path in data.values()):
             data = build_stage_data(stage, paths.data, self.release)
-        import pyarrow.parquet as pq
-
         # veRL's workers may run on other nodes, where the package can sit elsewhere: they read the
         # agent-loop registry from the run directory, which every node sees
         agent_loops = self.output / "agent_loops.yaml"
@@ -214,8 +220,6 @@ class VerlCurriculumRun(CurriculumRun):
         )
         overrides, ignored = stage_overrides(stage, run, self.cluster)
         composed = check_overrides(stage, overrides)
-        from omegaconf import OmegaConf
-
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
         log = paths.logs / f"launch-{len(paths.launches()) + 1:03d}"
@@ -234,7 +238,7 @@ class VerlCurriculumRun(CurriculumRun):
         return planned
 
     def _decide(self, stage: StageConfig, rule: TransitionRule, paths: StagePaths) -> tuple[Decision, StageHistory]:
-        steps = (paths.checkpoint_steps() or [0])[-1]
+        steps = paths.latest_step()
         history = stage_history(read_metrics(paths), steps)
         decision = rule.decide(history)
         self.log_decision(stage, steps, decision)
@@ -244,7 +248,7 @@ class VerlCurriculumRun(CurriculumRun):
         paths = self.paths(index, stage)
         rule = TransitionRule.from_dict({**stage.transition, "max_steps": stage.max_steps})
         while True:
-            done = (paths.checkpoint_steps() or [0])[-1]
+            done = paths.latest_step()
             if done:
                 decision, history = self._decide(stage, rule, paths)
                 if decision.advance:
@@ -254,24 +258,26 @@ class VerlCurriculumRun(CurriculumRun):
                 print(f"envtune: stage {stage.name}: veRL has no use for {', '.join(ignored)}", file=sys.stderr)
             log = Path(env["VERL_FILE_LOGGER_PATH"]).with_suffix(".log")
             status = self.launcher(command, env, log)
-            reached = (paths.checkpoint_steps() or [0])[-1]
+            reached = paths.latest_step()
             if status != 0 or reached <= done:
                 raise ChildProcessError(
                     f"veRL stopped in stage {stage.name} (exit status {status}, last checkpoint at step {reached}); "
                     f"its output is in {log}. Run the same command again to resume from the last checkpoint.")
-            self._record(stage, paths, done, reached)
+            self._record(stage, paths, reached)
             self._prune(paths, stage_history(read_metrics(paths), reached))
-        selected = self._hand_off(paths, stage, history)
+        step = hand_off_step(history, paths.checkpoint_steps())
         return {
-            "name": stage.name, "steps": done, "best_checkpoint": str(selected),
-            "last_checkpoint": str(paths.checkpoints / f"global_step_{done}"), "best_accuracy": decision.best_accuracy,
-            "best_step": decision.best_step, "decision": decision.reason,
+            "name": stage.name, "steps": done, "best_checkpoint": str(self._hand_off(paths, stage, step)),
+            "handed_off_step": step, "last_checkpoint": str(paths.checkpoints / f"global_step_{done}"),
+            "best_accuracy": decision.best_accuracy, "best_step": decision.best_step, "decision": decision.reason,
         }
 
-    def _record(self, stage: StageConfig, paths: StagePaths, done: int, reached: int) -> None:
-        """Copy the launch's steps into the run's metrics.jsonl, with the validation accuracy added."""
+    def _record(self, stage: StageConfig, paths: StagePaths, reached: int) -> None:
+        """Copy veRL's steps up to the latest checkpoint into the run's metrics.jsonl (each step once,
+        with the validation accuracy added)."""
+        recorded = {line["step"] for line in read_jsonl(self.output / "metrics.jsonl") if line.get("stage") == stage.name}
         for step, data in sorted(read_metrics(paths).items()):
-            if done < step <= reached or (done == 0 and step == 0):
+            if step <= reached and step not in recorded:
                 self.log(stage, step, {**validation_accuracy(data), **data})
 
     def _prune(self, paths: StagePaths, history: StageHistory) -> None:
@@ -282,11 +288,10 @@ class VerlCurriculumRun(CurriculumRun):
             if step not in keep:
                 shutil.rmtree(paths.checkpoints / f"global_step_{step}", ignore_errors=True)
 
-    def _hand_off(self, paths: StagePaths, stage: StageConfig, history: StageHistory) -> Path:
+    def _hand_off(self, paths: StagePaths, stage: StageConfig, step: int) -> Path:
         """Merge the chosen checkpoint's shards into a Hugging Face model in `selected/`."""
         if (paths.selected / "config.json").is_file():
             return paths.selected
-        step = hand_off_step(history, paths.checkpoint_steps())
         backend = "megatron" if stage.verl.get("actor_rollout_ref.actor.strategy") == "megatron" else "fsdp"
         staging = paths.root / ".selected.tmp"
         shutil.rmtree(staging, ignore_errors=True)

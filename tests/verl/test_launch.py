@@ -95,7 +95,7 @@ def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp
     stage_dir = tmp_path / "run" / "stages" / "01-syntax"
     assert sorted(path.name for path in (stage_dir / "checkpoints").glob("global_step_*")) == ["global_step_6", "global_step_9"]
     assert verl.merges[0] == str(stage_dir / "checkpoints" / "global_step_6" / "actor")
-    assert syntax["best_checkpoint"] == str(stage_dir / "selected")
+    assert syntax["best_checkpoint"] == str(stage_dir / "selected") and syntax["handed_off_step"] == 6
 
     # hints starts from syntax's merged model and hands on its best checkpoint, step 3
     hints_launches = [launch for launch in verl.launches if "hints" in launch["trainer.experiment_name"]]
