@@ -15,6 +15,7 @@ function). `extra_fields` carry what veRL reports:
                         and writes them with each rollout to `trainer.rollout_data_dir`
     turn_scores         1.0 / 0.0 per turn, the per-turn verdicts
     tool_call_counts    tool calls the model made (veRL logs tool_call_counts/mean)
+    min/max_global_steps the weight versions that generated the trajectory, from the servers
 
 veRL finds the loop through `actor_rollout_ref.rollout.agent.agent_loop_config_path`, pointing at
 the `agent_loops.yaml` shipped beside this module; rows pick it with `agent_name: envtune_episode`.
@@ -28,6 +29,7 @@ from typing import Any
 from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+from verl.experimental.agent_loop.tool_agent_loop import SPEC_DECODE_EXTRA_KEYS
 
 from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
@@ -44,6 +46,20 @@ def _tasks(release: str) -> dict[str, Task]:
 def _messages(raw_prompt: Any) -> list[dict[str, Any]]:
     """A row's prompt as plain message dicts (parquet hands back numpy arrays of dicts)."""
     return [{key: value for key, value in message.items() if value is not None} for message in list(raw_prompt)]
+
+
+def merge_server_fields(fields: dict[str, Any], reported: dict[str, Any]) -> None:
+    """Carry what veRL's servers report per request into the trajectory, as veRL's tool loop does:
+    the weight versions that generated it (its off-policy staleness control reads min/max_global_steps)
+    and speculative-decoding counts (summed)."""
+    if not fields:
+        fields.update(reported)
+        return
+    if reported.get("max_global_steps") is not None:
+        fields["max_global_steps"] = reported["max_global_steps"]
+    for key in SPEC_DECODE_EXTRA_KEYS:
+        if key in reported and key in fields:
+            fields[key] = int(fields[key]) + int(reported[key])
 
 
 @register(AGENT_NAME)
@@ -71,6 +87,7 @@ class EpisodeAgentLoop(AgentLoopBase):
         end_id = self.tokenizer.eos_token_id
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
+        server_fields: dict[str, Any] = {}
         tokens = await self.ct_build_initial_tokens(messages)
         mask: list[int] = []
         logprobs: list[float] | None = None
@@ -86,6 +103,7 @@ class EpisodeAgentLoop(AgentLoopBase):
                 sampling_params={**sampling_params, "max_tokens": min(spec.max_reply_tokens, room)},
             )
             timing["generate_sequences"] += time.perf_counter() - started
+            merge_server_fields(server_fields, dict(output.extra_fields))
             if not output.log_probs:
                 logprobs = None  # a server without log-probs: none are reported for the trajectory
             elif logprobs is None and not mask:
@@ -113,11 +131,11 @@ class EpisodeAgentLoop(AgentLoopBase):
                 truncated = True
                 break
             tokens, mask, logprobs = merged.token_ids, new_mask, new_logprobs
-        return self._output(episode, tokens, mask, logprobs, messages, truncated, timing)
+        return self._output(episode, tokens, mask, logprobs, messages, truncated, timing, server_fields)
 
     def _output(self, episode: Episode, tokens: list[int], mask: list[int],
                 logprobs: list[float] | None, messages: list[dict], truncated: bool,
-                timing: dict[str, float]) -> AgentLoopOutput:
+                timing: dict[str, float], server_fields: dict[str, Any]) -> AgentLoopOutput:
         budget = self.rollout_config.response_length
         response = tokens[len(tokens) - len(mask):] if mask else []
         rollout = Rollout(episode.task.id, tokens[: len(tokens) - len(mask)], response, mask, messages, truncated)
@@ -136,6 +154,7 @@ class EpisodeAgentLoop(AgentLoopBase):
             num_turns=len(messages),
             metrics=AgentLoopMetrics(**timing),
             extra_fields={
+                **server_fields,
                 "reward_extra_info": reward_extra_info,
                 "turn_scores": [1.0 if passed else 0.0 for passed in rollout.info["turn_successes"]],
                 "tool_rewards": [],

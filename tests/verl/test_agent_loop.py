@@ -58,10 +58,12 @@ class ScriptedServer:
         if not (self.cut_first_reply and not self.generated):
             ids.append(self.eos)
         self.generated.append(ids)
+        version = 7 + len(self.generated)  # the weights move on while the episode runs
         reply = {"role": "assistant", "content": text}
         step = self.mirror.step(reply)
         self.messages = [*self.messages, reply, *step.messages]
-        return TokenOutput(token_ids=ids, log_probs=[LOGPROB] * len(ids))
+        return TokenOutput(token_ids=ids, log_probs=[LOGPROB] * len(ids),
+                           extra_fields={"global_steps": version, "min_global_steps": version, "max_global_steps": version})
 
 
 async def play(model_type, tokenizer, server, data_row, response_length=60_000):
@@ -129,6 +131,8 @@ def test_multi_turn_episode_tokens_masks_reward_and_extra_fields(tiny, tasks, cu
     assert extra["tool_call_counts"] == mirror.counters.valid_calls + mirror.counters.invalid_calls
     assert output.num_turns == len(server.messages)
     assert all(cap == 1024 for cap in server.max_tokens)
+    # veRL's staleness control reads which weight versions generated the trajectory
+    assert (extra["min_global_steps"], extra["max_global_steps"]) == (8, 7 + len(server.generated))
 
 
 def test_a_passing_episode_scores_one_and_acc_one(tiny, tasks):
