@@ -39,7 +39,6 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,25 +75,12 @@ def run_logged(command: list[str], env: dict[str, str], log_path: Path) -> int:
     return process.returncode
 
 
-@dataclass(frozen=True)
 class StagePaths:
-    root: Path
+    """Where one stage's veRL files live (see the module docstring)."""
 
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def selected(self) -> Path:
-        return self.root / "selected"
+    def __init__(self, root: Path):
+        self.root = root
+        self.data, self.checkpoints, self.logs, self.selected = (root / name for name in ("data", "checkpoints", "logs", "selected"))
 
     def checkpoint_steps(self) -> list[int]:
         """Steps with a complete veRL checkpoint (veRL writes the tracker file after the shards)."""
