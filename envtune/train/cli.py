@@ -63,8 +63,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for stage in summary["stages"]:
         print(f"  {stage['name']:<10} {stage['steps']:>4} steps  best val accuracy {stage['best_accuracy']}  -> {stage['decision'][:90]}")
     print(f"final checkpoint: {summary['final_checkpoint']}")
-    print(f"run directory {output}: config.yaml, state.json, metrics.jsonl, decisions.jsonl, "
-          f"summary.json, stages/*/ (checkpoints, tensorboard, engine logs)")
+    written = ("rollouts.jsonl, summary.json, stages/*/ (checkpoints, best-step-*, tensorboard)" if args.engine == "trl"
+               else "summary.json, stages/*/ (data, veRL logs and config, checkpoints, selected/, tensorboard)")
+    print(f"run directory {output}: config.yaml, state.json, metrics.jsonl, decisions.jsonl, {written}")
     if args.json:
         print(json.dumps(summary, indent=1))
     return 0

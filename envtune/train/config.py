@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,6 +40,8 @@ STAGE_KEYS = {
     "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
+# envtune's defaults for the `grpo` fields that size a step and its checkpoints (both engines read them)
+GRPO_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,16 @@ class StageConfig:
     generation_batch_size: int = 16
     lora: Mapping[str, Any] | None = None  # PEFT LoraConfig fields; None trains every weight
     verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
+
+    @property
+    def grpo_settings(self) -> dict[str, Any]:
+        """The stage's `grpo` fields over envtune's defaults."""
+        return {**GRPO_DEFAULTS, **self.grpo}
+
+    @property
+    def validation_episode(self) -> EpisodeConfig:
+        """Validation plays the stage's episodes with standard feedback, as evaluation does."""
+        return EpisodeConfig(**{**asdict(self.episode), "feedback": "standard"})
 
 
 @dataclass(frozen=True)

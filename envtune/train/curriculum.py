@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from envtune.bfcl.release import resolve_release
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
-from envtune.env.episode import Episode, EpisodeConfig
+from envtune.env.episode import Episode
 from envtune.io import append_jsonl, write_atomically, write_json
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.train.config import CurriculumConfig, StageConfig, validation_tasks
@@ -52,13 +52,12 @@ def last_complete_checkpoint(stage_dir: Path) -> Path | None:
 # ----- validation ------------------------------------------------------------------------------
 def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
     """Greedy episodes with standard feedback: official per-task accuracy per category and progress."""
-    config = EpisodeConfig(**{**asdict(stage.episode), "feedback": "standard"})
     engine = RolloutEngine(
         HFBackend(model, tokenizer, stage.generation_batch_size), tokenizer,
         SamplingParams(max_new_tokens=stage.sampling.max_new_tokens, do_sample=False),
         stage.max_completion_tokens,
     )
-    episodes = [Episode(task, config) for task in tasks]
+    episodes = [Episode(task, stage.validation_episode) for task in tasks]
     rollouts = engine.run(episodes)
     for episode in episodes:
         episode.close()
@@ -271,12 +270,11 @@ class CurriculumRun:
         from trl import GRPOConfig
 
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")  # where transformers writes events
-        options = dict(stage.grpo)
+        options = stage.grpo_settings
         bf16 = bool(options.pop("bf16", False)) and on_gpu  # bf16 on GPU, fp32 on CPU
         return GRPOConfig(
             **{
-                "save_steps": 5, "save_total_limit": 3, "per_device_train_batch_size": 4,
-                "num_generations": 2, **options,
+                "save_total_limit": 3, **options,
                 "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not on_gpu, "bf16": bf16,
                 "max_completion_length": stage.max_completion_tokens, "seed": self.config.seed,
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm

@@ -48,7 +48,6 @@ LORA_TO_VERL = {
     "lora_alpha": "actor_rollout_ref.model.lora_alpha",
     "target_modules": "actor_rollout_ref.model.target_modules",
 }
-TRL_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def hydra_value(value: Any) -> str:
 
 def tasks_per_step(stage: StageConfig) -> int:
     """TRL counts completions per optimizer step; veRL counts tasks (each sampled `n` times)."""
-    grpo = {**TRL_DEFAULTS, **stage.grpo}
+    grpo = stage.grpo_settings
     completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
     if completions % grpo["num_generations"]:
         raise ConfigError(f"stage {stage.name}: per_device_train_batch_size x gradient_accumulation_steps "
@@ -112,7 +111,7 @@ def tasks_per_step(stage: StageConfig) -> int:
 
 def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tuple[list[str], list[str]]:
     """(Hydra overrides for `main_ppo`, curriculum fields veRL has no use for, to report)."""
-    grpo = {**TRL_DEFAULTS, **stage.grpo}
+    grpo = stage.grpo_settings
     batch = tasks_per_step(stage)
     if batch > run.train_tasks:
         raise ConfigError(f"stage {stage.name}: {batch} tasks per step but the stage has only {run.train_tasks} "

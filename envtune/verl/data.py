@@ -71,17 +71,12 @@ def row(task: Task, spec: EpisodeSpec, index: int, split: str, stage: str) -> di
     }
 
 
-def validation_episode(stage: StageConfig) -> EpisodeConfig:
-    """Validation plays the stage's episodes with standard feedback, as evaluation does."""
-    return EpisodeConfig(**{**asdict(stage.episode), "feedback": "standard"})
-
-
 def stage_rows(stage: StageConfig, release: str | None = None) -> tuple[list[dict], list[dict]]:
     """(train rows, validation rows) of one stage."""
     version = resolve_release(release).version
     train_tasks = [task for task in split_tasks(stage.split, version) if task.category in stage.categories]
     train_spec = {"release": version, "episode": stage.episode, "max_reply_tokens": stage.sampling.max_new_tokens}
-    val_spec = {**train_spec, "episode": validation_episode(stage)}
+    val_spec = {**train_spec, "episode": stage.validation_episode}
     train = [row(task, EpisodeSpec(task.id, **train_spec), index, stage.split, stage.name)
              for index, task in enumerate(train_tasks)]
     val = [row(task, EpisodeSpec(task.id, **val_spec), index, stage.validation.split, stage.name)

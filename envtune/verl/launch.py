@@ -123,8 +123,8 @@ def validation_accuracy(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def stage_history(metrics: dict[int, dict[str, Any]], steps: int) -> StageHistory:
-    val = [(step, validation_accuracy(data)["val/accuracy"]) for step, data in sorted(metrics.items())
-           if step <= steps and validation_accuracy(data)]
+    accuracy = {step: validation_accuracy(data).get("val/accuracy") for step, data in metrics.items() if step <= steps}
+    val = [(step, value) for step, value in sorted(accuracy.items()) if value is not None]
     grad = [(step, float(data[GRAD_NORM])) for step, data in sorted(metrics.items())
             if 0 < step <= steps and GRAD_NORM in data]
     return StageHistory(steps=steps, val_accuracy=val, grad_norm=grad)
@@ -182,7 +182,7 @@ class VerlCurriculumRun(CurriculumRun):
         return max(MAX_PROMPT_TOKENS, -(-longest // 256) * 256)
 
     def _launch_length(self, stage: StageConfig) -> int:
-        return self.steps_per_launch or int(stage.grpo.get("save_steps", 5))
+        return self.steps_per_launch or int(stage.grpo_settings["save_steps"])
 
     def launch(self, index: int, stage: StageConfig, model: str, done: int) -> tuple[list[str], dict[str, str], list[str]]:
         """(command, environment, ignored curriculum fields) of the stage's next launch after `done` steps."""
