@@ -26,7 +26,8 @@ def _verl_run(config, model: str, output: Path, args: argparse.Namespace):
         from envtune.models import tiny_model_path
 
         model = str(tiny_model_path(release=args.release))
-    cluster = Cluster(args.nodes or 1, args.gpus_per_node or 8)
+    given = {"nodes": args.nodes, "gpus_per_node": args.gpus_per_node}
+    cluster = Cluster(**{name: value for name, value in given.items() if value is not None})  # unset: Cluster's defaults
     return VerlCurriculumRun(config, model, output, args.release, cluster, args.steps_per_launch)
 
 
@@ -36,9 +37,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if bool(args.config) == bool(args.preset):
         raise ValueError("give either --config FILE or --preset smoke|paper")
-    verl_only = [flag for flag, value in (("--nodes", args.nodes), ("--gpus-per-node", args.gpus_per_node),
-                                          ("--steps-per-launch", args.steps_per_launch), ("--dry-run", args.dry_run))
-                 if value]
+    given = {"--nodes": args.nodes, "--gpus-per-node": args.gpus_per_node, "--steps-per-launch": args.steps_per_launch}
+    verl_only = [flag for flag, value in given.items() if value is not None] + (["--dry-run"] if args.dry_run else [])
     if args.engine == "trl" and verl_only:
         raise ValueError(f"{verl_only[0]} applies to --engine verl only")
     config = load_config(args.config or preset_path(args.preset))

@@ -153,6 +153,10 @@ def test_engine_flags_need_the_verl_engine(capsys):
 
     assert main(["tune", "--preset", "smoke", "--nodes", "2"]) == 2
     assert "--nodes applies to --engine verl only" in capsys.readouterr().err
+    assert main(["tune", "--preset", "smoke", "--steps-per-launch", "0"]) == 2
+    assert "--steps-per-launch applies to --engine verl only" in capsys.readouterr().err
+    assert main(["tune", "--engine", "verl", "--preset", "smoke", "--nodes", "0", "--dry-run"]) == 2
+    assert "nodes must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_data_command_writes_a_stage_by_number_or_name(tmp_path, capsys):
