@@ -34,6 +34,7 @@ bench: fetch
 	$(BIN)/python bench/executor_throughput.py
 	$(BIN)/python bench/episode_memory.py
 	$(BIN)/python bench/rollout_throughput.py
+	cd bench && ../$(BIN)/python eval_parity.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

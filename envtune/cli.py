@@ -21,13 +21,20 @@ from envtune.verl import cli as verl_cli
 USER_ERRORS = (BfclReleaseError, OSError, ValueError)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments get one line on stderr (the command, the flag, what it accepts) and status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="envtune",
         description="Environment Tuning for tool-using LLM agents on BFCL V3 multi-turn.",
     )
     parser.add_argument("--version", action="version", version=f"envtune {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineErrorParser)
     bfcl_cli.register(commands)
     env_cli.register(commands)
     feedback_cli.register(commands)

@@ -8,15 +8,21 @@ CPU machine; the same code paths then load any model path or hub id.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from envtune.bfcl.release import cache_dir
+
+if TYPE_CHECKING:
+    import torch
 
 TINY_MODEL_VERSION = 1  # bump when the recipe below changes, so cached copies are rebuilt
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -125,11 +131,81 @@ def tiny_model_path(seed: int = 0, release: str | None = None) -> Path:
     return target
 
 
-def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: str | None = None):
-    """Any causal LM and its tokenizer, by local path or hub id (`tiny` builds the local one)."""
+DEVICES = "auto, cpu, cuda or cuda:N"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's weights live and in which precision, resolved once so every command loads,
+    reports and trains on the same choice."""
+
+    device: str  # "cpu" or "cuda:N"
+    dtype: torch.dtype
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device != "cpu"
+
+    def describe(self) -> str:
+        """For startup lines, e.g. `cuda:0, bfloat16`."""
+        return f"{self.device}, {str(self.dtype).removeprefix('torch.')}"
+
+
+def _device_argument(value: str) -> str:
+    if not _DEVICE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {DEVICES})")
+    return value
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--dtype`, the same for every command that loads a local model."""
+    parser.add_argument("--device", type=_device_argument, default="auto",
+                        help=f"where the model runs: {DEVICES} (default: auto, CUDA when available, else CPU)")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto",
+                        help="precision of the weights (default: auto, bfloat16 on GPU, float32 on CPU; float16 is GPU only)")
+
+
+def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
+    """The device and dtype that `--device`/`--dtype` mean on this machine; a choice this machine
+    cannot honour is a ValueError naming the flag and what to use instead."""
+    import torch
+
+    if not _DEVICE.fullmatch(device):
+        raise ValueError(f"--device {device}: not a device; use {DEVICES}")
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype}: not a dtype; use one of {', '.join(DTYPES)}")
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        device = "cuda" if cuda else "cpu"
+    if device != "cpu":
+        if not cuda:
+            raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
+        index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)} "
+                             f"(cuda:0 to cuda:{count - 1}); use one of those or auto")
+        device = f"cuda:{index}"
+    if dtype == "auto":
+        dtype = "float32" if device == "cpu" else "bfloat16"
+    if device == "cpu" and dtype == "float16":
+        raise ValueError("--dtype float16: CPUs do not run float16 matrix products (unsupported or very slow); "
+                         "use --dtype bfloat16 or float32 on CPU, or float16 with --device cuda")
+    return Placement(device, getattr(torch, dtype))
+
+
+def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: str | None = None,
+                             placement: Placement | None = None):
+    """Any causal LM and its tokenizer, by local path or hub id (`tiny` builds the local one), placed
+    by `placement` or by `dtype`/`device` (default: float32 on the CPU)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if placement is not None:
+        if dtype is not None or device is not None:
+            raise TypeError("give either placement or dtype/device, not both")
+        dtype, device = placement.dtype, placement.device
     path = tiny_model_path() if str(path_or_id) == "tiny" else path_or_id
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:

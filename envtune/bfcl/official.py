@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Iterable
 
-from envtune.bfcl.release import release_root, resolve_release
+from envtune.bfcl.release import RELEASES, release_root, resolve_release
 
 
 def run_official_checker(
@@ -126,20 +126,11 @@ def resident_kb() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the child process
-    import importlib
-
-    args = child_arguments("python -m envtune.bfcl.official", argv, "root", "version")
-    sys.path.insert(0, args.root)
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
-
-    from envtune.bfcl.backends import BACKEND_PACKAGE, BACKENDS
-    from envtune.bfcl.release import RELEASES
-
-    for module_name, _ in BACKENDS.values():  # imported before the clock, as our side does
-        importlib.import_module(f"{BACKEND_PACKAGE}.{module_name}")
-    data = os.path.join(args.root, "bfcl_eval", "data")
-    prefix = RELEASES[args.version].data_prefix
+def official_entries(root: str, version: str) -> tuple[dict[str, dict], dict[str, list]]:
+    """The release's multi-turn entries and ground truths by id, read from its data files as the
+    official runner reads them."""
+    data = os.path.join(root, "bfcl_eval", "data")
+    prefix = RELEASES[version].data_prefix
     entries, answers = {}, {}
     for category in ("base", "miss_func", "miss_param", "long_context"):
         stem = f"{prefix}_multi_turn_{category}.json"
@@ -151,6 +142,21 @@ def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the chil
             for line in handle:
                 answer = json.loads(line)
                 answers[answer["id"]] = answer["ground_truth"]
+    return entries, answers
+
+
+def _child_main(argv: list[str]) -> None:  # pragma: no cover - runs in the child process
+    import importlib
+
+    args = child_arguments("python -m envtune.bfcl.official", argv, "root", "version")
+    sys.path.insert(0, args.root)
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
+
+    from envtune.bfcl.backends import BACKEND_PACKAGE, BACKENDS
+
+    for module_name, _ in BACKENDS.values():  # imported before the clock, as our side does
+        importlib.import_module(f"{BACKEND_PACKAGE}.{module_name}")
+    entries, answers = official_entries(args.root, args.version)
 
     def check(job: dict[str, Any], index: int) -> dict[str, Any]:
         entry_id = job["id"]

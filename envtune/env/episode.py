@@ -9,11 +9,15 @@
         messages += step.messages
     episode.reward()                           # the configured reward of the episode record
 
-Turn rules: a turn closes on an answer (or any non-call reply in the prompt and native protocols)
-or after `max_steps_per_turn` replies, and is then scored with the official per-turn checks. A turn
-whose ground truth is empty (the model should ask or decline) allows one reply: an answer scores 1,
-a tool call scores 0 and is not carried out, and the next request starts with a warning. Held-out
-tools stay hidden until their turn, which announces them with their docs.
+Turn rules come in two sets. `training` (the curriculum's): a turn closes on an answer (or any
+non-call reply in the prompt and native protocols) or after `max_steps_per_turn` replies, and is then
+scored with the official per-turn checks; a turn whose ground truth is empty (the model should ask
+or decline) allows one reply: an answer scores 1, a tool call scores 0 and is not carried out, and
+the next request starts with a warning. `official` (BFCL's inference loop, step for step): any reply
+without executable calls (an answer, or one that does not decode) closes the turn, calls run on
+every turn, and the entry is force-quit once a turn has executed more than `max_steps_per_turn`
+call steps (BFCL: 20); the turn that hit the limit stays part of the result and later turns are not
+played. Held-out tools stay hidden until their turn, which announces them with their docs.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ class EpisodeConfig:
     reward: str = "progress"
     block_held_out_tools: bool = False  # True hides them until their turn (the official harness runs them)
     # "training": the curriculum's rules (one reply on ask turns, calls there not run; the step limit
-    # closes the turn). "official": BFCL's evaluation rules (ask turns run like any other; the step
-    # limit force-quits the entry, which then fails).
+    # counts replies and closes the turn). "official": BFCL's inference loop (ask turns run like any
+    # other; a reply without executable calls closes the turn; the step limit counts executed call
+    # steps, and going past it force-quits the entry after that turn).
     turn_rules: str = "training"
 
     def __post_init__(self):
@@ -99,12 +104,12 @@ class Episode:
         self.turn = 0
         self.step_in_turn = 0
         self.done = False
+        self.force_quit = False  # official rules: a turn went past the step limit, later turns were not played
         self.turn_verdicts: list[TurnVerdict] = []
         self.turn_successes: list[bool] = []
         self.counters = _Counters()
         self._called_when_asking = False
         self._docs_turn, self._docs = -1, {}
-        self._called_this_turn = False
         # turn -> step -> call strings of the calls that ran: what the official checker would score
         self.trajectory: list[list[list[str]]] = [[] for _ in task.ground_truth]
         self._hidden = {name for names in task.held_out_tools.values() for name in names}
@@ -159,37 +164,39 @@ class Episode:
             self.counters.format_violations += 1
         self._count_calls(response)
 
-        official = self.config.turn_rules == "official"
-        ask_turn = not self.task.ground_truth[self.turn]
-        if ask_turn and not official:
+        if self.config.turn_rules == "official":
+            return self._official_step(response)
+        if not self.task.ground_truth[self.turn]:
             return self._reply_to_ask_turn(response)
         feedback: list[Message] = []
         if response.kind == "invalid":
             feedback.append({"role": "user", "content": prompts.format_error(self.config.protocol, response.error)})
         elif response.kind == "calls":
             feedback += self._run_calls(response)
-            self._called_this_turn = True
-        if response.kind == "answer":
-            verdict = self.checker.finish_turn()
-            if ask_turn:  # not checked officially; it succeeds when the model made no call
-                verdict = TurnVerdict(self.turn, checked=False, passed=not self._called_this_turn)
-            return self._close_turn(verdict, feedback)
-        if self.step_in_turn >= self.config.max_steps_per_turn:
-            if official:
-                return self._force_quit(feedback)
+        if response.kind == "answer" or self.step_in_turn >= self.config.max_steps_per_turn:
             return self._close_turn(self.checker.finish_turn(), feedback)
         return StepResult(feedback, [], None, self.done, self.info())
 
-    def _force_quit(self, feedback: list[Message]) -> StepResult:
-        """BFCL's rule: a turn that runs past the step limit ends the entry, which fails."""
-        verdict = TurnVerdict(
-            self.turn, checked=True, passed=False, error_type="multi_turn:force_terminated",
-            reason=f"force-terminated: {self.step_in_turn} steps in turn {self.turn} without an answer",
-        )
-        self.turn_verdicts.append(verdict)
-        self.turn_successes.append(False)
-        self.done = True
-        return StepResult(feedback, [], verdict, True, self.info())
+    def _official_step(self, response: ParsedResponse) -> StepResult:
+        """BFCL's inference loop: a reply without executable calls ends the turn; executed call steps
+        count, and the step after the limit ends the entry once this turn is scored."""
+        if response.kind != "calls":
+            return self._close_turn(self._official_turn_verdict(), [])
+        feedback = self._run_calls(response)
+        if len(self.trajectory[self.turn]) > self.config.max_steps_per_turn:
+            self.force_quit = True
+            return self._close_turn(self._official_turn_verdict(), feedback)
+        return StepResult(feedback, [], None, self.done, self.info())
+
+    def _official_turn_verdict(self) -> TurnVerdict:
+        verdict = self.checker.finish_turn()
+        if not self.task.ground_truth[self.turn]:  # not checked officially; it succeeds when the model made no call
+            made_calls = bool(self.trajectory[self.turn])
+            verdict = TurnVerdict(
+                self.turn, checked=False, passed=not made_calls,
+                reason=f"turn {self.turn} needed an answer (ask or decline), got calls" if made_calls else None,
+            )
+        return verdict
 
     def _reply_to_ask_turn(self, response: ParsedResponse) -> StepResult:
         """Turns with empty ground truth: one reply, an answer scores 1, calls score 0 unexecuted."""
@@ -243,8 +250,7 @@ class Episode:
         self.turn_successes.append(verdict.passed)
         self.turn += 1
         self.step_in_turn = 0
-        self._called_this_turn = False
-        if self.turn >= self.task.num_turns:
+        if self.turn >= self.task.num_turns or self.force_quit:
             self.done = True
             return StepResult(feedback, [], verdict, True, self.info())
         if self.config.block_held_out_tools:
@@ -252,12 +258,10 @@ class Episode:
         return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
 
     def scored_trajectory(self) -> list[list[list[str]]]:
-        """The calls that ran, turn -> step -> call strings, as the official checker would receive
-        them: an episode that ended early (force-quit, or cut off by a token budget) has fewer turns
-        than the task, which the checker fails as force-terminated."""
-        forced = bool(self.turn_verdicts) and self.turn_verdicts[-1].error_type == "multi_turn:force_terminated"
-        if self.done and not forced:
-            return self.trajectory
+        """The calls that ran, turn -> step -> call strings, as the official checker receives them:
+        the turns that were closed. An episode that ended early (force-quit before its last turn, or
+        cut off by a token budget) has fewer turns than the task, which the checker fails as
+        force-terminated; a force-quit on the last turn has every turn and is scored as usual."""
         return self.trajectory[: self.turn]
 
     def official_verdict(self) -> EntryVerdict:
@@ -286,6 +290,7 @@ class Episode:
             "turn": self.turn,
             "step": self.step_in_turn,
             "done": self.done,
+            "force_quit": self.force_quit,
             "turn_verdicts": [asdict(verdict) for verdict in self.turn_verdicts],
             "turn_successes": list(self.turn_successes),
             "responses": self.counters.responses,

@@ -8,7 +8,8 @@ Three protocols drive the same episode, so trained and untrained models compare 
 - `prompt`: BFCL prompt mode, a Python list of calls decoded with the official rules; text that
   does not decode is a non-call response. Results go back as one `tool` message per call.
 - `native`: OpenAI-style `tool_calls` on the assistant message; a message without them is a
-  non-call response. Results go back as `tool` messages tied to the call ids.
+  non-call response, one whose arguments are not JSON objects a format violation. Results go back
+  as `tool` messages tied to the call ids.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def parse_prompt(text: str) -> ParsedResponse:
 
 
 def parse_native(message: Message) -> ParsedResponse:
-    """Read one assistant message with OpenAI-style `tool_calls`."""
+    """Read one assistant message with OpenAI-style `tool_calls`. As in BFCL's function-calling
+    loop, a reply whose call arguments are not a JSON object does not decode: nothing of it runs."""
     tool_calls = message.get("tool_calls") or []
     if not tool_calls:
         return ParsedResponse("answer", answer=message.get("content") or "")
@@ -147,9 +149,11 @@ def parse_native(message: Message) -> ParsedResponse:
         arguments = function.get("arguments", {})
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError:
-                pass  # left as text: the executor reports that arguments must be an object
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as error:
+                return ParsedResponse("invalid", error=f"The arguments of tool call {index + 1} are not valid JSON: {error.msg}.")
+        if not isinstance(arguments, dict):
+            return ParsedResponse("invalid", error=f"The arguments of tool call {index + 1} must be a JSON object.")
         calls.append(ToolCall(function.get("name"), arguments))
         ids.append(tool_call.get("id") or f"call_{index}")
     return ParsedResponse("calls", calls=tuple(calls), call_ids=tuple(ids))

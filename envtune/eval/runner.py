@@ -1,17 +1,19 @@
 """Evaluate a policy on BFCL multi-turn with official-parity verdicts, resumably.
 
-Episodes run under BFCL's evaluation rules (`turn_rules="official"`: calls on ask turns run, 20
-steps per turn, going past them force-quits the entry) and each entry's verdict is the official
-checker's verdict of the calls that ran (`score_entry` on the recorded trajectory), so `rescore`
-reproduces it from the saved file alone.
+Episodes run under BFCL's inference loop (`turn_rules="official"`: calls on ask turns run, a reply
+without executable calls ends the turn, and the 21st executed call step of a turn force-quits the
+entry after that turn) and each entry's verdict is the official checker's verdict of the calls that
+ran (`score_entry` on the recorded trajectory), so `rescore` reproduces it from the saved file alone.
 
 Output directory:
 
     eval_config.json   what was run (model, release, protocol, feedback, samples, ...)
     results.jsonl      one line per (task, sample): verdict, per-turn verdicts, counters, the decoded
-                       trajectory and the full conversation; appended as batches finish
-    summary.json       accuracy per category (mean and 95% interval over samples), overall, progress,
-                       format-error and tool-error rates, tokens
+                       trajectory, the full conversation and any request error; appended as
+                       episodes finish (the last line per task and sample counts)
+    summary.json       accuracy per category (mean and 95% interval over samples) with request
+                       errors counted as failures and over the completed tasks only, overall,
+                       progress, format-error and tool-error rates, tokens
     bfcl_result.jsonl  the trajectories in BFCL's prompt-mode result format, for the official harness
 """
 
@@ -20,17 +22,24 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
 from envtune.bfcl.scoring import score_entry
 from envtune.bfcl.tasks import CATEGORIES, Task, task_index
 from envtune.env.episode import Episode, EpisodeConfig
-from envtune.io import append_jsonl, read_jsonl, write_atomically, write_json
-from envtune.rollout import GenerationBackend, RolloutEngine, SamplingParams
+from envtune.io import append_jsonl, exclusive_directory, read_jsonl, trim_cut_line, write_atomically, write_json
+from envtune.rollout import SamplingParams
+
+RESULTS = "results.jsonl"
+
+# A player plays (task, sample) pairs and yields one results.jsonl record per pair as it finishes
+# (`envtune.eval.players`: a local model token in/out, or an endpoint message by message).
+Player = Callable[[Sequence[tuple[Task, int]]], Iterator[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class EvalConfig:
     protocol: str = "envtune"  # envtune | prompt | native (native needs an endpoint)
     feedback: str = "standard"
     prompt: str = "extended"
-    max_steps_per_turn: int = 20  # the official evaluation's limit
+    max_steps_per_turn: int = 20  # BFCL's MAXIMUM_STEP_LIMIT: executed call steps a turn may take
     samples: int = 1
     temperature: float = 0.0  # 0: greedy
     max_new_tokens: int = 1024
@@ -60,7 +69,7 @@ class EvalConfig:
         )
 
 
-def _record(
+def episode_record(
     episode: Episode, sample: int, messages: list[dict], model_tokens: int, total_tokens: int,
     truncated: bool = False, error: str | None = None,
 ) -> dict[str, Any]:
@@ -73,80 +82,50 @@ def _record(
         "error_type": verdict.error_type, "reason": verdict.reason, "request_error": error,
         "turn_successes": info["turn_successes"], "progress": episode.reward("progress"),
         "responses": info["responses"], "format_violations": info["format_violations"],
-        "valid_calls": info["valid_calls"], "invalid_calls": info["invalid_calls"],
+        "valid_calls": info["valid_calls"], "invalid_calls": info["invalid_calls"], "force_quit": info["force_quit"],
         "model_tokens": model_tokens, "total_tokens": total_tokens, "truncated": truncated,
         "decoded": episode.scored_trajectory(), "messages": messages,
     }
 
 
-def play_tokens(episodes: list[Episode], sample: int, *, backend: GenerationBackend, tokenizer, config: EvalConfig) -> list[dict]:
-    """A local model, token in / token out through the rollout engine."""
-    engine = RolloutEngine(backend, tokenizer, config.sampling(sample), config.max_completion_tokens)
-    return [
-        _record(episode, sample, rollout.messages, rollout.model_tokens,
-                len(rollout.prompt_ids) + len(rollout.completion_ids), rollout.truncated)
-        for episode, rollout in zip(episodes, engine.run(episodes))
-    ]
-
-
-def play_chat(episodes: list[Episode], sample: int, *, endpoint, config: EvalConfig) -> list[dict]:
-    """A served model, message by message; a failed request ends (and fails) its task only."""
-    sampling = {"temperature": config.temperature, "max_tokens": config.max_new_tokens, "seed": config.seed + 1000 * sample}
-    conversations = [episode.reset() for episode in episodes]
-    usage = [[0, 0] for _ in episodes]
-    errors: list[str | None] = [None] * len(episodes)
-    while active := [i for i, episode in enumerate(episodes) if not episode.done and errors[i] is None]:
-        requests = [(conversations[i], episodes[i].tools() if config.protocol == "native" else None) for i in active]
-        for i, result in zip(active, endpoint.complete_many(requests, sampling)):
-            usage[i][0] = max(usage[i][0], result.prompt_tokens + result.completion_tokens)
-            usage[i][1] += result.completion_tokens
-            if result.error is not None:
-                errors[i] = result.error
-                continue
-            conversations[i] = [*conversations[i], result.message, *episodes[i].step(result.message).messages]
-    return [
-        _record(episode, sample, conversations[i], usage[i][1], usage[i][0], error=errors[i])
-        for i, episode in enumerate(episodes)
-    ]
-
-
 def evaluate(
-    tasks: Sequence[Task], policy, config: EvalConfig, output: str | Path,
+    tasks: Sequence[Task], player: Player, config: EvalConfig, output: str | Path,
     model: str = "", release: str | None = None, resume: bool = False,
 ) -> dict[str, Any]:
-    """Run every (task, sample) not yet in `output/results.jsonl` and write the summary.
-
-    `policy(episodes, sample) -> records` plays a batch: `functools.partial(play_tokens, backend=...,
-    tokenizer=..., config=...)` for a local model, or `partial(play_chat, endpoint=..., config=...)`.
-    """
+    """Play every (task, sample) that `output/results.jsonl` does not hold a finished record of
+    (with `resume`, those that ended on a request error are played again) and write the summary."""
     output = Path(output)
-    results_path = output / "results.jsonl"
-    if results_path.exists() and not resume:
-        raise FileExistsError(f"{results_path} exists; pass --resume to continue that run or choose another --output")
-    settings = {"model": model, "release": release, "tasks": [task.id for task in tasks], **asdict(config)}
-    config_path = output / "eval_config.json"
-    if resume and config_path.is_file():
-        previous = json.loads(config_path.read_text(encoding="utf-8"))
-        changed = [key for key in settings if key != "tasks" and previous.get(key) != settings[key]]
-        if changed:
-            raise ValueError(f"--resume with different settings ({', '.join(changed)}) than {config_path}")
-    write_json(config_path, settings)
-    done = {(record["id"], record["sample"]) for record in read_jsonl(results_path)}
-    todo = [(task, sample) for sample in range(config.samples) for task in tasks if (task.id, sample) not in done]
-    progress = tqdm(total=len(todo), desc="evaluating", unit="episode", disable=None)
-    for start in range(0, len(todo), config.batch_size):
-        batch = todo[start:start + config.batch_size]
-        for sample in sorted({sample for _, sample in batch}):
-            episodes = [Episode(task, config.episode_config()) for task, task_sample in batch if task_sample == sample]
-            try:
-                for record in policy(episodes, sample):
-                    append_jsonl(results_path, record)
-            finally:
-                for episode in episodes:
-                    episode.close()
-            progress.update(len(episodes))
-    progress.close()
-    return summarize_run(output, tasks)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a directory for the results")
+    results_path = output / RESULTS
+    with exclusive_directory(output):
+        if results_path.exists() and not resume:
+            raise FileExistsError(f"{results_path} exists; pass --resume to continue that run or choose another --output")
+        settings = {"model": model, "release": release, "tasks": [task.id for task in tasks], **asdict(config)}
+        config_path = output / "eval_config.json"
+        if resume and config_path.is_file():
+            previous = json.loads(config_path.read_text(encoding="utf-8"))
+            changed = [key for key in settings if key != "tasks" and previous.get(key) != settings[key]]
+            if changed:
+                raise ValueError(f"--resume with different settings ({', '.join(changed)}) than {config_path}")
+        cut = trim_cut_line(results_path)
+        if cut:
+            print(f"envtune eval: removed the last line of {results_path} ({cut} bytes), cut short by an interrupted run; "
+                  "its task runs again", file=sys.stderr)
+        write_json(config_path, settings)
+        finished = {(record["id"], record["sample"]) for record in latest_records(read_jsonl(results_path)).values()
+                    if record.get("request_error") is None}
+        todo = [(task, sample) for sample in range(config.samples) for task in tasks if (task.id, sample) not in finished]
+        with tqdm(total=len(todo), desc="evaluating", unit="episode", disable=None) as progress:
+            for record in player(todo):
+                append_jsonl(results_path, record)
+                progress.update(1)
+        return summarize_run(output, tasks)
+
+
+def latest_records(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """The last record of each (task, sample): a rerun after a request error replaces the first."""
+    return {(record["id"], record["sample"]): record for record in records}
 
 
 def _interval(values: list[float]) -> tuple[float, float]:
@@ -157,48 +136,77 @@ def _interval(values: list[float]) -> tuple[float, float]:
     return mean, 1.96 * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def summarize_run(output: str | Path, tasks: Sequence[Task] | None = None) -> dict[str, Any]:
-    """Aggregate `results.jsonl` (the last line per task and sample wins) into `summary.json`."""
-    output = Path(output)
-    records = {(record["id"], record["sample"]): record for record in read_jsonl(output / "results.jsonl")}
+def _category_accuracies(records: Sequence[dict[str, Any]], completed_only: bool) -> dict[str, float]:
+    """Per category, the share of valid entries (over the completed ones with `completed_only`)."""
+    accuracies = {}
+    for category in CATEGORIES:
+        scored = [record["valid"] for record in records if record["category"] == category
+                  and not (completed_only and record["request_error"] is not None)]
+        if scored:
+            accuracies[category] = sum(scored) / len(scored)
+    return accuracies
+
+
+def summarize(records: Iterable[dict[str, Any]], tasks: Sequence[Task] | None = None) -> dict[str, Any]:
+    """Accuracy per category and overall (the unweighted mean of the categories, as the leaderboard),
+    both with request errors counted as failures and over the completed tasks only."""
+    latest = latest_records(records)
     if tasks is not None:
         wanted = {task.id for task in tasks}
-        records = {key: record for key, record in records.items() if key[0] in wanted}
-    samples = sorted({sample for _, sample in records})
-    per_sample: dict[str, list[float]] = {category: [] for category in CATEGORIES}
-    overall = []
-    for sample in samples:
-        chosen = [record for (_, record_sample), record in records.items() if record_sample == sample]
-        accuracies = []
-        for category in CATEGORIES:
-            scored = [record["valid"] for record in chosen if record["category"] == category]
-            if scored:
-                per_sample[category].append(sum(scored) / len(scored))
-                accuracies.append(per_sample[category][-1])
-        overall.append(sum(accuracies) / len(accuracies))
-    rows = list(records.values())
+        latest = {key: record for key, record in latest.items() if key[0] in wanted}
+    rows = list(latest.values())
+    samples = sorted({sample for _, sample in latest})
+    per_sample = {
+        completed_only: [_category_accuracies([row for row in rows if row["sample"] == sample], completed_only) for sample in samples]
+        for completed_only in (False, True)
+    }
+
+    def spread(completed_only: bool, category: str | None) -> tuple[float, float] | tuple[None, None]:
+        values = [(accuracies[category] if category else statistics.fmean(accuracies.values()))
+                  for accuracies in per_sample[completed_only] if (category in accuracies if category else accuracies)]
+        return _interval(values) if values else (None, None)
+
     calls = sum(row["valid_calls"] + row["invalid_calls"] for row in rows)
-    summary = {
+    categories = {}
+    for category in CATEGORIES:
+        entries = [row for row in rows if row["category"] == category]
+        if entries:
+            accuracy, interval = spread(False, category)
+            categories[category] = {
+                "accuracy": accuracy, "interval95": interval, "entries": len(entries),
+                "request_errors": sum(row["request_error"] is not None for row in entries),
+                "accuracy_completed": spread(True, category)[0],
+            }
+    overall, overall_interval = spread(False, None)
+    return {
         "entries": len(rows), "samples": len(samples),
-        "categories": {
-            category: {"accuracy": _interval(values)[0], "interval95": _interval(values)[1],
-                       "entries": sum(row["category"] == category for row in rows)}
-            for category, values in per_sample.items() if values
-        },
-        "overall": _interval(overall)[0] if overall else None,
-        "overall_interval95": _interval(overall)[1] if overall else None,
+        "request_errors": sum(row["request_error"] is not None for row in rows),
+        "categories": categories,
+        "overall": overall, "overall_interval95": overall_interval, "overall_completed": spread(True, None)[0],
         "progress": statistics.fmean(row["progress"] for row in rows) if rows else None,
         "format_error_rate": sum(row["format_violations"] for row in rows) / max(sum(row["responses"] for row in rows), 1),
         "tool_error_rate": sum(row["invalid_calls"] for row in rows) / calls if calls else 0.0,
+        "force_quits": sum(bool(row.get("force_quit")) for row in rows),
         "model_tokens": sum(row["model_tokens"] for row in rows),
         "total_tokens": sum(row["total_tokens"] for row in rows),
     }
+
+
+def write_run_files(output: Path, records: Sequence[dict[str, Any]], summary: dict[str, Any]) -> None:
     write_json(output / "summary.json", summary)
-    export_bfcl(output, rows)
+    export_bfcl(output, latest_records(records).values())
+
+
+def summarize_run(output: str | Path, tasks: Sequence[Task] | None = None) -> dict[str, Any]:
+    """Aggregate `results.jsonl` into `summary.json` (and the official-format export)."""
+    output = Path(output)
+    records = read_jsonl(output / RESULTS)
+    summary = summarize(records, tasks)
+    write_run_files(output, records, summary)
     return summary
 
 
-def export_bfcl(output: Path, rows: Sequence[dict[str, Any]]) -> Path:
+def export_bfcl(output: Path, rows: Iterable[dict[str, Any]]) -> Path:
     """BFCL's prompt-mode result format: per turn, each step as the text `[call(...), ...]`. The
     official runner decodes such text back into exactly these keyword-argument calls."""
     path = output / "bfcl_result.jsonl"
@@ -210,27 +218,56 @@ def export_bfcl(output: Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
-def rescore(output: str | Path, release: str | None = None) -> list[str]:
-    """Score every saved trajectory again; returns the entries whose verdict differs (none expected)."""
+def rescore(output: str | Path, release: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Score every saved trajectory again. Returns the records with the rescored verdicts and the
+    entries whose verdict differs from the stored one (none expected). Writes nothing."""
+    output = Path(output)
+    results_path = output / RESULTS
+    if not results_path.is_file():
+        raise ValueError(f"--rescore {output}: not an eval directory (no {RESULTS} in it)")
     tasks = task_index(release)
-    mismatches = []
-    for record in read_jsonl(Path(output) / "results.jsonl"):
+    rescored, mismatches = [], []
+    for record in read_jsonl(results_path):
+        if record.get("id") not in tasks:
+            raise ValueError(f"--rescore {output}: task {record.get('id')!r} is not in this release; pass the run's --release")
         verdict = score_entry(tasks[record["id"]], record["decoded"])
-        if (verdict.valid, verdict.error_type) != (record["valid"], record["error_type"]):
+        valid = verdict.valid and record.get("request_error") is None
+        if (valid, verdict.error_type) != (record["valid"], record["error_type"]):
             mismatches.append(f"{record['id']} sample {record['sample']}: stored {record['valid']}/{record['error_type']}, "
-                              f"rescored {verdict.valid}/{verdict.error_type}")
-    return mismatches
+                              f"rescored {valid}/{verdict.error_type}")
+        rescored.append({**record, "valid": valid, "failing_turn": verdict.failing_turn,
+                         "error_type": verdict.error_type, "reason": verdict.reason})
+    return rescored, mismatches
+
+
+def write_rescored(output: str | Path, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Replace the run's verdicts with rescored ones (`--rescore DIR --write`)."""
+    output = Path(output)
+    with exclusive_directory(output, flag="--rescore"):
+        write_atomically(output / RESULTS, "".join(json.dumps(record, default=str) + "\n" for record in records))
+        summary = summarize(records)
+        write_run_files(output, records, summary)
+    return summary
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    lines = [f"{'category':<14}{'entries':>8}{'accuracy':>12}"]
+    """Accuracy per category: request errors counted as failures (as the leaderboard would) and over
+    the completed tasks only."""
+    lines = [f"{'category':<14}{'entries':>8}{'errors':>8}{'accuracy':>12}{'completed':>12}"]
     for category in CATEGORIES:
         row = summary["categories"].get(category)
         if row:
             spread = f" ±{100 * row['interval95']:.1f}" if summary["samples"] > 1 else ""
-            lines.append(f"{category:<14}{row['entries']:>8}{100 * row['accuracy']:>11.2f}%{spread}")
+            lines.append(f"{category:<14}{row['entries']:>8}{row['request_errors']:>8}{_percent(row['accuracy']):>12}"
+                         f"{_percent(row['accuracy_completed']):>12}{spread}")
     if summary["overall"] is not None:
-        lines.append(f"{'overall':<14}{'':>8}{100 * summary['overall']:>11.2f}%")
-    lines.append(f"progress {summary['progress']:.3f}, format-error rate {summary['format_error_rate']:.3f}, "
-                 f"tool-error rate {summary['tool_error_rate']:.3f}, model tokens {summary['model_tokens']}")
+        lines.append(f"{'overall':<14}{'':>8}{'':>8}{_percent(summary['overall']):>12}{_percent(summary['overall_completed']):>12}")
+    progress = "-" if summary["progress"] is None else f"{summary['progress']:.3f}"
+    lines.append(f"progress {progress}, format-error rate {summary['format_error_rate']:.3f}, "
+                 f"tool-error rate {summary['tool_error_rate']:.3f}, force-quits {summary['force_quits']}, "
+                 f"model tokens {summary['model_tokens']}")
     return "\n".join(lines)

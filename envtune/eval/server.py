@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from envtune.models import Placement, add_placement_arguments, load_model_and_tokenizer, resolve_placement
+
 DEFAULT_MAX_TOKENS = 1024  # as `envtune eval --max-new-tokens`
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a conversation far longer than any model's context
 MAX_STOP_SEQUENCES = 4  # as the OpenAI API
@@ -256,11 +258,10 @@ class _ChatServer(ThreadingHTTPServer):
 
 
 def make_server(model_path: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-                model_name: str | None = None) -> _ChatServer:
-    """Load the model and bind the server (port 0 picks a free one); nothing is served yet."""
-    from envtune.models import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(model_path)
+                model_name: str | None = None, placement: Placement | None = None) -> _ChatServer:
+    """Load the model (default placement: `resolve_placement()`) and bind the server (port 0 picks a
+    free one); nothing is served yet."""
+    model, tokenizer = load_model_and_tokenizer(model_path, placement=placement or resolve_placement())
     return _ChatServer((host, port), ChatModel(model, tokenizer, model_name or str(model_path)), api_key)
 
 
@@ -281,14 +282,15 @@ class RunningServer:
 
 
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          model_name: str | None = None) -> RunningServer:
+          model_name: str | None = None, placement: Placement | None = None) -> RunningServer:
     """Serve `model_path` in a background thread until `.close()`."""
-    return RunningServer(make_server(model_path, host, port, api_key, model_name))
+    return RunningServer(make_server(model_path, host, port, api_key, model_name, placement))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    server = make_server(args.model, args.host, args.port, args.api_key, args.name)
-    print(f"serving {server.chat_model.name!r} at {server.url} (Ctrl-C stops)", flush=True)
+    placement = resolve_placement(args.device, args.dtype)
+    server = make_server(args.model, args.host, args.port, args.api_key, args.name, placement)
+    print(f"serving {server.chat_model.name!r} at {server.url} on {placement.describe()} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     finally:
@@ -303,4 +305,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     parser.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every request")
     parser.add_argument("--name", help="model name clients must send (default: the --model value)")
+    add_placement_arguments(parser)
     parser.set_defaults(handler=cmd_serve)

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
+from envtune.models import add_placement_arguments, resolve_placement
 
 PRESETS = ("smoke", "paper")  # embedded configs; configs/paper.yaml is the paper preset
 
@@ -41,12 +42,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     verl_only = [flag for flag, value in given.items() if value is not None] + (["--dry-run"] if args.dry_run else [])
     if args.engine == "trl" and verl_only:
         raise ValueError(f"{verl_only[0]} applies to --engine verl only")
+    trl_only = [flag for flag, value in {"--device": args.device, "--dtype": args.dtype}.items() if value != "auto"]
+    if args.engine == "verl" and trl_only:
+        raise ValueError(f"{trl_only[0]} applies to --engine trl only (veRL places the model on its cluster's GPUs)")
     config = load_config(args.config or preset_path(args.preset))
     model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
         raise ValueError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
     output = Path(args.output or Path("runs") / config.name)
-    run = _verl_run(config, model, output, args) if args.engine == "verl" else CurriculumRun(config, model, output, args.release)
+    if args.engine == "verl":
+        run = _verl_run(config, model, output, args)
+    else:
+        run = CurriculumRun(config, model, output, args.release, resolve_placement(args.device, args.dtype))
     if args.dry_run:
         for index, launch in enumerate(run.plan()):
             steps = launch["steps_per_launch"]
@@ -57,7 +64,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             print(launch["command"] + "\n")
         print(f"# data and rendered configs are in {output}/stages/*/; nothing was launched")
         return 0
-    print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}, engine {args.engine}, "
+    placed = f" on {run.placement.describe()}" if args.engine == "trl" else ""
+    print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}{placed}, engine {args.engine}, "
           f"run directory {output}")
     summary = run.run()
     for stage in summary["stages"]:
@@ -82,6 +90,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     parser.add_argument("--engine", choices=("trl", "verl"), default="trl",
                         help="trl: this machine (default); verl: a Ray cluster through verl.trainer.main_ppo")
+    add_placement_arguments(parser)
     verl = parser.add_argument_group("veRL engine")
     verl.add_argument("--nodes", type=int, help="machines in the Ray cluster (default 1)")
     verl.add_argument("--gpus-per-node", type=int, help="GPUs per machine (default 8)")

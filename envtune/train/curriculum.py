@@ -33,6 +33,7 @@ from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
 from envtune.env.episode import Episode
 from envtune.io import append_jsonl, write_atomically, write_json
+from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.train.config import CurriculumConfig, StageConfig, validation_tasks
 from envtune.train.transition import Decision, StageHistory, TransitionRule
@@ -177,7 +178,17 @@ class CurriculumRun:
 
     engine = "trl"
 
-    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None):
+    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None,
+                 placement: Placement | None = None):
+        import torch
+
+        self.placement = placement or resolve_placement()
+        if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
+            raise ValueError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
+                             f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
+        if self.placement.dtype == torch.float16:
+            raise ValueError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
+                             "loss scaling); use --dtype bfloat16, float32 or auto")
         self.config = config
         self.model_source = str(model)
         self.output = Path(output)
@@ -233,14 +244,10 @@ class CurriculumRun:
         return summary
 
     def _run_stage(self, index: int, stage: StageConfig, start_from: str) -> dict[str, Any]:
-        import torch
-
-        from envtune.models import load_model_and_tokenizer
         from envtune.train.grpo import EpisodeRollouts, make_trainer
 
-        on_gpu = torch.cuda.is_available()
         stage_dir = self.stage_dir(index, stage)
-        model, tokenizer = load_model_and_tokenizer(start_from, dtype=torch.bfloat16 if on_gpu else torch.float32)
+        model, tokenizer = load_model_and_tokenizer(start_from, placement=self.placement)
         monitor = StageMonitor(self, index, stage, model, tokenizer)
         tasks = task_index(self.release)
         train_ids = [task.id for task in split_tasks(stage.split, self.release) if task.category in stage.categories]
@@ -250,7 +257,7 @@ class CurriculumRun:
             on_rollouts=lambda batch: [append_jsonl(self.output / "rollouts.jsonl", {"stage": stage.name, **rollout_record(r)})
                                        for r in batch[:SAMPLED_ROLLOUTS_PER_BATCH]],
         )
-        trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, on_gpu),
+        trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir),
                                peft_config=self._lora(stage))
         monitor.model = trainer.model  # with LoRA this is the PEFT wrapper, so checkpoints hold the adapters
         trainer.add_callback(monitor)
@@ -266,16 +273,17 @@ class CurriculumRun:
             "best_step": decision.best_step, "decision": decision.reason,
         }
 
-    def _grpo_args(self, stage: StageConfig, stage_dir: Path, on_gpu: bool):
+    def _grpo_args(self, stage: StageConfig, stage_dir: Path):
+        import torch
         from trl import GRPOConfig
 
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")  # where transformers writes events
         options = stage.grpo_settings
-        bf16 = bool(options.pop("bf16", False)) and on_gpu  # bf16 on GPU, fp32 on CPU
+        bf16 = bool(options.pop("bf16", False)) and self.placement.dtype == torch.bfloat16
         return GRPOConfig(
             **{
                 "save_total_limit": 3, **options,
-                "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not on_gpu, "bf16": bf16,
+                "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not self.placement.on_gpu, "bf16": bf16,
                 "max_completion_length": stage.max_completion_tokens, "seed": self.config.seed,
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm
                 "report_to": ["tensorboard"],

@@ -259,10 +259,40 @@ def test_under_official_rules_ask_turn_calls_run_and_the_step_limit_force_quits(
         episode.step(call_reply(("mkdir", {"dir_name": "made_when_asked"})) if "GorillaFileSystem" in task.involved_classes
                      else ground_truth_reply(episode, task.ground_truth[turn + 1]))
         assert episode.checker.model.state() != before  # ran, as the official checker runs it
-        step = episode.step(call_reply(("ls", {})))  # second reply without an answer: the limit
-        assert step.done and step.closed_turn.error_type == "multi_turn:force_terminated"
+        step = episode.step(call_reply(("ls", {})))  # the second executed call step: at the limit
+        assert not step.done and not episode.force_quit
+        step = episode.step(call_reply(("ls", {})))  # the third goes past it: the entry is force-quit
+        assert step.done and episode.force_quit and step.closed_turn.turn == turn and step.request == []
+        assert len(episode.scored_trajectory()) == turn + 1 < task.num_turns  # the quitting turn is kept
         verdict = episode.official_verdict()
         assert not verdict.valid and verdict.error_type == "multi_turn:force_terminated"
+
+
+def test_under_official_rules_a_reply_without_calls_ends_the_turn_and_only_call_steps_count(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task, official(max_steps_per_turn=2)) as episode:
+        episode.reset()
+        step = episode.step("<think>x</think>")  # does not follow the protocol: ends the turn, as BFCL's undecodable reply
+        assert step.closed_turn is not None and episode.turn == 1 and step.feedback == []
+        for _ in range(2):
+            assert not episode.step(call_reply(("ls", {}))).done
+        step = episode.step(ANSWER)  # two executed steps are within the limit
+        assert step.closed_turn.turn == 1 and not episode.force_quit
+
+
+def test_a_force_quit_on_the_last_turn_keeps_every_turn_and_is_scored_normally(tasks):
+    task = tasks["multi_turn_base_0"]
+    with Episode(task, official(max_steps_per_turn=3)) as episode:
+        episode.reset()
+        for calls in task.ground_truth[:-1]:
+            episode.step(ground_truth_reply(episode, calls))
+            episode.step(ANSWER)
+        episode.step(ground_truth_reply(episode, task.ground_truth[-1]))
+        for _ in range(3):  # idle calls that change nothing, up to one past the limit
+            step = episode.step(call_reply(("pwd", {})))
+        assert step.done and episode.force_quit and len(episode.trajectory[-1]) == 4
+        assert len(episode.scored_trajectory()) == task.num_turns
+        assert episode.official_verdict().valid
 
 
 def test_official_verdicts_equal_scoring_the_trajectory(tasks):

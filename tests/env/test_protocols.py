@@ -63,12 +63,23 @@ def test_native_tool_calls():
         "role": "assistant", "content": None,
         "tool_calls": [
             {"id": "a1", "type": "function", "function": {"name": "cd", "arguments": '{"folder": "docs"}'}},
-            {"id": "a2", "type": "function", "function": {"name": "ls", "arguments": "not json"}},
+            {"id": "a2", "type": "function", "function": {"name": "ls", "arguments": {}}},
         ],
     }
     response = parse_native(message)
-    assert response.calls == (ToolCall("cd", {"folder": "docs"}), ToolCall("ls", "not json"))
+    assert response.calls == (ToolCall("cd", {"folder": "docs"}), ToolCall("ls", {}))
     assert response.call_ids == ("a1", "a2")
     messages = result_messages("native", response, ["r1", "r2"], "")
     assert messages[0] == {"role": "tool", "tool_call_id": "a1", "name": "cd", "content": "r1"}
     assert parse_native({"role": "assistant", "content": "All done."}).kind == "answer"
+
+
+@pytest.mark.parametrize("arguments", ["not json", "", "[1, 2]", 3])
+def test_native_calls_whose_arguments_are_not_an_object_do_not_decode(arguments):
+    # BFCL's function-calling loop json-loads every call's arguments; one failure ends the turn with nothing run
+    message = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "a1", "type": "function", "function": {"name": "cd", "arguments": '{"folder": "docs"}'}},
+        {"id": "a2", "type": "function", "function": {"name": "ls", "arguments": arguments}},
+    ]}
+    response = parse_native(message)
+    assert response.kind == "invalid" and response.calls == () and "tool call 2" in response.error

@@ -1,6 +1,9 @@
 """`envtune eval`: official rules and verdicts, resume, rescore, the official export format."""
 
 import json
+import os
+import stat
+from functools import partial
 
 import pytest
 
@@ -8,10 +11,11 @@ from envtune.bfcl.decoding import decode_prompt_output
 from envtune.bfcl.tasks import CATEGORIES
 from envtune.cli import main
 from envtune.env.oracle import oracle_reply
-from envtune.eval import runner
-from envtune.eval.cli import select_tasks
-from envtune.eval.runner import EvalConfig, evaluate, play_tokens, rescore
-from envtune.io import read_jsonl
+from envtune.eval import players
+from envtune.eval.cli import default_output, select_tasks
+from envtune.eval.players import play_local
+from envtune.eval.runner import EvalConfig, evaluate, rescore
+from envtune.io import DirectoryInUse, exclusive_directory, read_jsonl
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer
 
@@ -30,7 +34,7 @@ class OracleBackend:
         self.episodes, self.played = [], []
 
     def watch(self, monkeypatch):
-        backend, original = self, runner.RolloutEngine
+        backend, original = self, players.RolloutEngine
 
         class Watching(original):
             def run(self, episodes):
@@ -38,7 +42,7 @@ class OracleBackend:
                 backend.played += [episode.task.id for episode in episodes]
                 return super().run(episodes)
 
-        monkeypatch.setattr(runner, "RolloutEngine", Watching)
+        monkeypatch.setattr(players, "RolloutEngine", Watching)
         return self
 
     def generate(self, requests, sampling):
@@ -46,7 +50,7 @@ class OracleBackend:
 
 
 def local(backend, tokenizer, config):
-    return lambda episodes, sample: play_tokens(episodes, sample, backend=backend, tokenizer=tokenizer, config=config)
+    return partial(play_local, backend=backend, tokenizer=tokenizer, config=config)
 
 
 def stratified(count_per_category):
@@ -61,7 +65,7 @@ def test_the_oracle_scores_100_percent_and_rescoring_reproduces_it(tmp_path, tok
     summary = evaluate(tasks, local(backend, tokenizer, config), config, tmp_path, model="oracle")
     assert {category: row["accuracy"] for category, row in summary["categories"].items()} == dict.fromkeys(CATEGORIES, 1.0)
     assert summary["overall"] == 1.0 and summary["progress"] == 1.0 and summary["format_error_rate"] == 0.0
-    assert rescore(tmp_path) == []
+    assert rescore(tmp_path)[1] == []
     records = read_jsonl(tmp_path / "results.jsonl")
     assert len(records) == 20 and all(record["messages"][0]["role"] == "system" for record in records)
     exported = {row["id"]: row["result"] for row in read_jsonl(tmp_path / "bfcl_result.jsonl")}
@@ -75,7 +79,7 @@ def test_rescoring_finds_a_tampered_verdict(tmp_path, tokenizer, monkeypatch):
     record = json.loads(lines[0])
     record["decoded"][-1] = []  # drop the calls of the last turn
     (tmp_path / "results.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
-    assert len(rescore(tmp_path)) == 1
+    assert len(rescore(tmp_path)[1]) == 1
 
 
 def test_resume_skips_finished_tasks(tmp_path, tokenizer, monkeypatch):
@@ -97,7 +101,8 @@ def test_several_samples_report_an_interval(tmp_path, tokenizer, monkeypatch):
     config = EvalConfig(samples=3)
     summary = evaluate(stratified(1), local(OracleBackend(tokenizer).watch(monkeypatch), tokenizer, config), config, tmp_path)
     assert summary["samples"] == 3 and summary["entries"] == 12
-    assert summary["categories"]["base"] == {"accuracy": 1.0, "interval95": 0.0, "entries": 3}
+    assert summary["categories"]["base"] == {
+        "accuracy": 1.0, "interval95": 0.0, "entries": 3, "request_errors": 0, "accuracy_completed": 1.0}
 
 
 def test_the_command_runs_a_local_model_end_to_end(tmp_path, capsys):
@@ -111,61 +116,83 @@ def test_the_command_runs_a_local_model_end_to_end(tmp_path, capsys):
     assert main(["eval", "--model", "tiny", "--ids", "multi_turn_nothing_9"]) == 2
 
 
-class OracleEndpoint:
-    """Stands in for a served model: answers each conversation with the oracle, in the protocol's shape;
-    the conversation of `fail_task` fails as a request would after its retries."""
 
-    def __init__(self, protocol, fail_task=None):
-        self.protocol, self.fail_task, self.episodes = protocol, fail_task, []
-
-    def _reply(self, episode):
-        calls = episode.task.ground_truth[episode.turn]
-        if not calls or episode.step_in_turn > 0:
-            return {"role": "assistant", "content": "Done."}
-        structured = [episode.checker.model.describe(call) for call in calls]
-        if self.protocol == "native":
-            return {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"c{index}", "type": "function", "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}
-                for index, call in enumerate(structured)]}
-        return {"role": "assistant", "content": "[" + ", ".join(call.to_python() for call in structured) + "]"}
-
-    def complete_many(self, requests, sampling):
-        from envtune.eval.api import ChatResult
-
-        # the requests come in the order of the episodes still playing (base and long-context tasks
-        # share their requests, so the text alone cannot tell them apart)
-        playing = [episode for episode in self.episodes if not episode.done and episode.task.id != self.fail_task]
-        playing += [episode for episode in self.episodes if episode.task.id == self.fail_task and episode.info()["responses"] == 0
-                    and not getattr(self, "failed", False)]
-        playing.sort(key=self.episodes.index)
-        assert len(playing) == len(requests)
-        results = []
-        for episode, (messages, tools) in zip(playing, requests):
-            assert messages[1]["content"] == episode.task.turns[0][0]["content"]
-            assert (tools is not None) == (self.protocol == "native")
-            if episode.task.id == self.fail_task:
-                self.failed = True
-                results.append(ChatResult(None, "APIConnectionError after 5 attempts: refused", attempts=5))
-            else:
-                results.append(ChatResult(self._reply(episode), prompt_tokens=10, completion_tokens=3))
-        return results
+def test_a_line_cut_by_a_kill_is_removed_and_its_task_played_again(tmp_path, tokenizer, monkeypatch, capsys):
+    backend = OracleBackend(tokenizer).watch(monkeypatch)
+    tasks, config = stratified(1), EvalConfig()
+    evaluate(tasks, local(backend, tokenizer, config), config, tmp_path)
+    results = tmp_path / "results.jsonl"
+    data = results.read_bytes()
+    results.write_bytes(data[:-40])  # kill -9 in the middle of the last line
+    backend.played.clear()
+    summary = evaluate(tasks, local(backend, tokenizer, config), config, tmp_path, resume=True)
+    assert "cut short by an interrupted run" in capsys.readouterr().err
+    assert backend.played == [tasks[-1].id]
+    lines = results.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [task.id for task in tasks]  # every line parses
+    assert summary["entries"] == 4 and summary["overall"] == 1.0
 
 
-@pytest.mark.parametrize("protocol", ["prompt", "native"])
-def test_a_served_model_is_driven_message_by_message(tmp_path, protocol):
-    from envtune.eval.runner import play_chat
+def test_two_runs_on_one_directory_at_once_are_refused(tmp_path, tokenizer, monkeypatch):
+    policy = local(OracleBackend(tokenizer).watch(monkeypatch), tokenizer, EvalConfig())
+    with exclusive_directory(tmp_path):  # another run holds the directory
+        with pytest.raises(DirectoryInUse, match=f"in use by another run \\(pid {os.getpid()}\\).*another --output"):
+            evaluate(stratified(1), policy, EvalConfig(), tmp_path)
+    evaluate(stratified(1), policy, EvalConfig(), tmp_path)  # released: the next run goes ahead
 
-    tasks = stratified(2)
-    endpoint = OracleEndpoint(protocol, fail_task=tasks[0].id)
-    config = EvalConfig(protocol=protocol, prompt="basic")
 
-    def policy(episodes, sample):
-        endpoint.episodes = episodes
-        return play_chat(episodes, sample, endpoint=endpoint, config=config)
+def test_result_files_are_readable_like_ordinary_files(tmp_path, tokenizer, monkeypatch):
+    evaluate(stratified(1), local(OracleBackend(tokenizer).watch(monkeypatch), tokenizer, EvalConfig()), EvalConfig(), tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("summary.json", "eval_config.json", "bfcl_result.jsonl", "results.jsonl"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
-    summary = evaluate(tasks, policy, config, tmp_path)
-    records = {record["id"]: record for record in read_jsonl(tmp_path / "results.jsonl")}
-    failed = records.pop(tasks[0].id)
-    assert failed["valid"] is False and failed["request_error"].startswith("APIConnectionError")
-    assert all(record["valid"] and record["request_error"] is None for record in records.values())
-    assert summary["entries"] == 8 and summary["model_tokens"] > 0
+
+def test_default_output_directories_do_not_collide(tmp_path):
+    (tmp_path / "a" / "best-step-40").mkdir(parents=True)
+    (tmp_path / "b" / "best-step-40").mkdir(parents=True)
+    first, second = default_output(str(tmp_path / "a" / "best-step-40"), None), default_output(str(tmp_path / "b" / "best-step-40"), None)
+    assert first != second and first.name.startswith("best-step-40-") and first.parent == second.parent
+    assert default_output("m", "http://a/v1") != default_output("m", "http://b/v1")
+    assert default_output("m", "http://a/v1") == default_output("m", "http://a/v1")  # stable, so --resume finds it
+
+
+def test_rescore_prints_the_rescored_table_and_writes_only_when_asked(tmp_path, tokenizer, monkeypatch, capsys):
+    evaluate(stratified(1), local(OracleBackend(tokenizer).watch(monkeypatch), tokenizer, EvalConfig()), EvalConfig(), tmp_path)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    record["decoded"][-1] = []  # the stored verdict says valid; the calls no longer pass
+    (tmp_path / "results.jsonl").write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    capsys.readouterr()
+    assert main(["eval", "--rescore", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"MISMATCH {record['id']}" in out and "1 differ" in out
+    assert f"{record['category']:<14}{1:>8}{0:>8}{'0.00%':>12}" in out  # the table shows the rescored verdict
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+    assert main(["eval", "--rescore", str(tmp_path), "--write"]) == 1
+    assert json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])["valid"] is False
+    assert json.loads((tmp_path / "summary.json").read_text())["overall"] == 0.75
+    assert main(["eval", "--rescore", str(tmp_path)]) == 0  # the rewritten verdicts reproduce
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--ids", ","], "--ids ',' names no task"),
+    (["--rescore", "/nonexistent/run"], "--rescore /nonexistent/run: not an eval directory"),
+    (["--output", "README.md", "--ids", "multi_turn_base_0"], "--output README.md is a file"),
+    (["--concurrency", "0"], "argument --concurrency: expected a positive integer, got '0'"),
+    (["--timeout", "-1"], "argument --timeout: expected a positive number, got '-1'"),
+    (["--samples", "0"], "argument --samples: expected a positive integer, got '0'"),
+    (["--max-steps", "0"], "argument --max-steps: expected a positive integer, got '0'"),
+    (["--retries", "-2"], "argument --retries: expected an integer of 0 or more, got '-2'"),
+    (["--base-url", "localhost:8000/v1", "--ids", "multi_turn_base_0"], "--base-url 'localhost:8000/v1' is not an http(s) URL"),
+    (["--write"], "--write applies to --rescore only"),
+])
+def test_bad_input_gets_one_line_naming_the_flag_and_status_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["eval", "--model", "tiny", *argv]))
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in captured.err
