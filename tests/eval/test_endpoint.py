@@ -10,7 +10,7 @@ import time
 import pytest
 
 from envtune.cli import main
-from envtune.eval.api import ChatEndpoint, ChatResult, EndpointConfig
+from envtune.eval.api import ChatResult, EndpointConfig
 from envtune.eval.players import play_endpoint
 from envtune.eval.runner import EvalConfig
 from envtune.eval.scripted import DONE_TEXT, Faults, ScriptedModel, serve_scripted
