@@ -32,7 +32,7 @@ from envtune.eval.parity import compare_to_official, find_disagreements
 from envtune.eval.players import play_endpoint
 from envtune.eval.runner import EvalConfig, evaluate
 from envtune.eval.scripted import Faults, ScriptedModel, serve_scripted
-from envtune.io import read_jsonl
+from envtune.run_files import read_jsonl
 
 
 def parse_args() -> argparse.Namespace:

@@ -7,8 +7,8 @@ import sys
 
 from envtune import __version__
 from envtune.bfcl import cli as bfcl_cli
-from envtune.bfcl.release import BfclReleaseError
 from envtune.env import cli as env_cli
+from envtune.errors import EnvtuneError
 from envtune.eval import cli as eval_cli
 from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
@@ -16,9 +16,11 @@ from envtune.train import cli as train_cli
 from envtune.verl import cli as verl_cli
 
 
-# Bad input or environment (a missing file, a malformed line, an unknown id, no cached release):
-# one clear line and exit status 2, never a traceback. ResultsFileError is a ValueError.
-USER_ERRORS = (BfclReleaseError, OSError, ValueError)
+# Bad input or environment (a bad value or config, a malformed line, an unknown id, no cached
+# release, a file that is missing or cannot be read, an output that exists, a failed child job): one
+# clear line and exit status 2. Any other exception is a bug and keeps its traceback.
+USER_ERRORS = (EnvtuneError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+               PermissionError, ChildProcessError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

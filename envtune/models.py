@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from envtune.bfcl.release import cache_dir
+from envtune.errors import EnvtuneError
 
 if TYPE_CHECKING:
     import torch
@@ -173,24 +174,24 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     import torch
 
     if not _DEVICE.fullmatch(device):
-        raise ValueError(f"--device {device}: not a device; use {DEVICES}")
+        raise EnvtuneError(f"--device {device}: not a device; use {DEVICES}")
     if dtype not in DTYPES:
-        raise ValueError(f"--dtype {dtype}: not a dtype; use one of {', '.join(DTYPES)}")
+        raise EnvtuneError(f"--dtype {dtype}: not a dtype; use one of {', '.join(DTYPES)}")
     cuda = torch.cuda.is_available()
     if device == "auto":
         device = "cuda" if cuda else "cpu"
     if device != "cpu":
         if not cuda:
-            raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
+            raise EnvtuneError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
         index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
         if index >= count:
-            raise ValueError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)} "
+            raise EnvtuneError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)} "
                              f"(cuda:0 to cuda:{count - 1}); use one of those or auto")
         device = f"cuda:{index}"
     if dtype == "auto":
         dtype = "float32" if device == "cpu" else "bfloat16"
     if device == "cpu" and dtype == "float16":
-        raise ValueError("--dtype float16: CPUs do not run float16 matrix products (unsupported or very slow); "
+        raise EnvtuneError("--dtype float16: CPUs do not run float16 matrix products (unsupported or very slow); "
                          "use --dtype bfloat16 or float32 on CPU, or float16 with --device cuda")
     return Placement(device, getattr(torch, dtype))
 
@@ -209,7 +210,7 @@ def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: 
     path = tiny_model_path() if str(path_or_id) == "tiny" else path_or_id
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:
-        raise ValueError(f"the tokenizer of {path_or_id} has no chat template; envtune needs one to render episodes")
+        raise EnvtuneError(f"the tokenizer of {path_or_id} has no chat template; envtune needs one to render episodes")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)

@@ -81,7 +81,7 @@ def test_incremental_checker_matches_whole_entry_scoring(tasks):
         with pytest.raises(IndexError):
             checker.finish_turn()
     assert [verdict.passed for verdict in verdicts] == [True] * task.num_turns
-    assert checker.model_results and len(checker.model_results) == sum(map(len, task.ground_truth))
+    assert checker.session_results and len(checker.session_results) == sum(map(len, task.ground_truth))
 
 
 def test_overall_is_the_unweighted_mean_of_the_four_categories(tasks):

@@ -20,7 +20,8 @@ from envtune.bfcl.splits import (
     write_manifest,
 )
 from envtune.bfcl.tasks import CATEGORIES, task_index
-from envtune.io import write_json
+from envtune.run_files import write_json
+from envtune.errors import EnvtuneError
 
 
 def _add_release_option(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def _progress(items, description: str, total: int | None = None):
 def cmd_fetch(args: argparse.Namespace) -> int:
     versions = sorted(RELEASES) if args.all else [resolve_release(args.release).version]
     if args.wheel and len(versions) != 1:
-        raise ValueError("--wheel installs one release; combine it with --release, not --all")
+        raise EnvtuneError("--wheel installs one release; combine it with --release, not --all")
     for version in versions:
         root = fetch(RELEASES[version], Path(args.wheel) if args.wheel else None)
         print(f"bfcl-eval {version}: ready at {root} (sha256 verified)")
@@ -111,7 +112,7 @@ def cmd_splits(args: argparse.Namespace) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     tasks = task_index(args.release)
     if args.task_id not in tasks:
-        raise ValueError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
+        raise EnvtuneError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
     task = tasks[args.task_id]
     if args.tools:
         tools = task.openai_tools(args.turn) if args.openai else task.tool_docs(args.turn)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 from envtune.bfcl.backends import BACKENDS, backend_class, class_tool_docs
 from envtune.bfcl.calls import parse_call
 from envtune.bfcl.tasks import Task
+from envtune.errors import EnvtuneError
 
 Trajectory = list[list[list[str]]]  # turn -> step -> call strings
 Position = tuple[int, int, int]  # (turn, step, call)
@@ -402,4 +403,4 @@ def mutate_trajectory(task: Task, rng: random.Random) -> tuple[str, Trajectory]:
         if trajectory is not None:
             kind = plan[0] if len(plan) == 1 else f"{COMBINED}:{'+'.join(plan)}"
             return kind, trajectory
-    raise ValueError(f"no mutation applies to {task.id}")
+    raise EnvtuneError(f"no mutation applies to {task.id}")

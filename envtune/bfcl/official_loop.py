@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 from envtune.bfcl.official import checker_child_loop, child_arguments, official_entries, run_checker_child
 from envtune.bfcl.release import release_root, resolve_release
+from envtune.errors import EnvtuneError
 
 PROTOCOLS = ("prompt", "native")  # the official loop's prompting and function-calling modes
 
@@ -36,7 +37,7 @@ def run_official_inference(
 ) -> list[dict[str, Any]]:
     """The official loop's result and verdict for each task id, in order."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol {protocol!r}: the official loop has {', '.join(PROTOCOLS)}")
+        raise EnvtuneError(f"protocol {protocol!r}: the official loop has {', '.join(PROTOCOLS)}")
     command = [
         sys.executable, "-m", "envtune.bfcl.official_loop",
         str(release_root(release)), resolve_release(release).version, base_url, model, protocol,

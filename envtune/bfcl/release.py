@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from envtune.errors import EnvtuneError
 
 CACHE_ENV_VAR = "ENVTUNE_CACHE_DIR"
 RELEASE_ENV_VAR = "ENVTUNE_BFCL_RELEASE"
@@ -59,7 +60,7 @@ DEFAULT_RELEASE = "2026.3.23"
 PAPER_RELEASE = "2025.6.8"
 
 
-class BfclReleaseError(RuntimeError):
+class BfclReleaseError(EnvtuneError):
     """A pinned release cannot be found, downloaded or verified."""
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from envtune.bfcl.decoding import DecodeError, decode_prompt_output
 from envtune.bfcl.tasks import Task
+from envtune.errors import EnvtuneError
 
 Decoded = list[list[list[str]]]
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(EnvtuneError):
     """A results file that cannot be read; the message names the file and line."""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits, ToolCall
 from envtune.bfcl.executor import ToolSession
@@ -61,16 +61,16 @@ class TurnChecker:
 
     def __init__(self, task: Task, limits: CallLimits = DEFAULT_LIMITS):
         self.task = task
-        self.model = ToolSession.for_task(task, limits)
+        self.session = ToolSession.for_task(task, limits)  # the policy's tools: the calls it made run here
         self.ground_truth = ToolSession.for_task(task, limits)
         self.turn = 0
-        self.model_results: list[str] = []  # every result of every turn so far
+        self.session_results: list[str] = []  # every result of every turn so far
         self._step_sizes: list[int] = []  # calls per step in the current turn
 
     def run_step(self, calls: Sequence[Call]) -> list[str]:
         """Execute one model step (a list of calls) and return its result strings."""
-        results = self.model.execute_all(calls)
-        self.model_results.extend(results)
+        results = self.session.execute_all(calls)
+        self.session_results.extend(results)
         self._step_sizes.append(len(calls))
         return results
 
@@ -91,7 +91,7 @@ class TurnChecker:
                 reason=f"Model response list is empty for turn {turn}",
                 error_type="multi_turn:empty_turn_model_response",
             )
-        differences = _state_differences(self.model.instances, self.ground_truth.instances)
+        differences = _state_differences(self.session.instances, self.ground_truth.instances)
         if differences:
             class_name = differences[0].split(".", 1)[0]
             return TurnVerdict(
@@ -100,7 +100,7 @@ class TurnChecker:
                 error_type="multi_turn:instance_state_mismatch",
                 state_differences=tuple(differences),
             )
-        missing = list((Counter(expected) - Counter(self.model_results)).elements())
+        missing = list((Counter(expected) - Counter(self.session_results)).elements())
         if missing:
             return TurnVerdict(
                 turn, checked=True, passed=False, state_ok=True, response_ok=False,
@@ -114,7 +114,7 @@ class TurnChecker:
         return TurnVerdict(turn, checked=True, passed=True, state_ok=True, response_ok=True)
 
     def close(self) -> None:
-        self.model.close()
+        self.session.close()
         self.ground_truth.close()
 
     def __enter__(self) -> "TurnChecker":
@@ -180,6 +180,12 @@ def score_entry(
     )
 
 
+def category_mean(accuracies: Mapping[str, float]) -> float | None:
+    """The leaderboard's overall figure: the unweighted mean of the per-category accuracies, so a
+    category with fewer entries weighs as much as the others (None when no category was scored)."""
+    return sum(accuracies.values()) / len(accuracies) if accuracies else None
+
+
 @dataclass
 class CategoryScore:
     category: str
@@ -200,16 +206,15 @@ class ScoreReport:
     @property
     def overall(self) -> float | None:
         """Mean of the category accuracies; None unless all four categories were scored."""
-        accuracies = [self.categories[name].accuracy for name in CATEGORIES]
-        if any(accuracy is None for accuracy in accuracies):
+        accuracies = {name: self.categories[name].accuracy for name in CATEGORIES}
+        if any(accuracy is None for accuracy in accuracies.values()):
             return None
-        return sum(accuracies) / len(accuracies)
+        return category_mean(accuracies)
 
     @property
     def mean_of_scored(self) -> float | None:
         """Mean over the categories that have entries (for partial runs such as one split)."""
-        accuracies = [score.accuracy for score in self.categories.values() if score.total]
-        return sum(accuracies) / len(accuracies) if accuracies else None
+        return category_mean({name: score.accuracy for name, score in self.categories.items() if score.total})
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from envtune.bfcl.tasks import CATEGORIES, Task, category_of, task_index
+from envtune.errors import EnvtuneError
 
 SEED = 2510
 TRAIN_PER_CATEGORY = 100
@@ -67,7 +68,7 @@ def split_ids(name: str) -> list[str]:
     """Task ids of a shipped split."""
     splits = _manifest()["splits"]
     if name not in splits:
-        raise ValueError(f"unknown split {name!r}; choose from {', '.join(SPLIT_NAMES)}")
+        raise EnvtuneError(f"unknown split {name!r}; choose from {', '.join(SPLIT_NAMES)}")
     return list(splits[name])
 
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from envtune.bfcl.backends import class_tool_docs
 from envtune.bfcl.release import package_dir, resolve_release
+from envtune.errors import EnvtuneError
 
 CATEGORIES: tuple[str, ...] = ("base", "miss_func", "miss_param", "long_context")
 
@@ -147,7 +148,7 @@ def load_tasks(categories: tuple[str, ...] | list[str] = CATEGORIES, release: st
     version = resolve_release(release).version
     unknown = [category for category in categories if category not in CATEGORIES]
     if unknown:
-        raise ValueError(f"unknown BFCL category {unknown[0]!r}; choose from {', '.join(CATEGORIES)}")
+        raise EnvtuneError(f"unknown BFCL category {unknown[0]!r}; choose from {', '.join(CATEGORIES)}")
     return [task for category in categories for task in _load_category(category, version)]
 
 
@@ -161,5 +162,5 @@ def category_of(task_id: str) -> str:
     prefix = task_id.rsplit("_", 1)[0]
     category = prefix.removeprefix("multi_turn_")
     if prefix == category or category not in CATEGORIES:
-        raise ValueError(f"{task_id!r} is not a BFCL multi-turn task id (expected multi_turn_<category>_<n>)")
+        raise EnvtuneError(f"{task_id!r} is not a BFCL multi-turn task id (expected multi_turn_<category>_<n>)")
     return category

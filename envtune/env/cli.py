@@ -17,6 +17,7 @@ from envtune.env.episode import FEEDBACK_MODES, Episode, EpisodeConfig
 from envtune.env.oracle import replay
 from envtune.env.prompts import PROMPT_VARIANTS
 from envtune.env.rewards import REWARDS
+from envtune.errors import EnvtuneError
 
 SCRIPT_SEPARATOR = "---"
 
@@ -40,9 +41,12 @@ def read_script(path: str) -> list[str]:
     """Scripted replies: a JSON list of strings, or plain text with replies separated by `---` lines."""
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith(".json"):
-        replies = json.loads(text)
+        try:
+            replies = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise EnvtuneError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(replies, list) or not all(isinstance(reply, str) for reply in replies):
-            raise ValueError(f"{path}: a .json script must be a list of reply strings")
+            raise EnvtuneError(f"{path}: a .json script must be a list of reply strings")
         return replies
     replies, current = [], []
     for line in text.splitlines():
@@ -87,7 +91,7 @@ def _describe(verdict) -> str:
 def cmd_play(args: argparse.Namespace) -> int:
     tasks = task_index(args.release)
     if args.task_id not in tasks:
-        raise ValueError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
+        raise EnvtuneError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
     replies = iter(read_script(args.script)) if args.script else _typed_replies()
     with Episode(tasks[args.task_id], _config(args, args.protocol)) as episode:
         for message in episode.reset():

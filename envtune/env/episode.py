@@ -33,6 +33,7 @@ from envtune.env import prompts
 from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
 from envtune.env.rewards import REWARDS, EpisodeRecord, reward
 from envtune.feedback import augment
+from envtune.errors import EnvtuneError
 
 FEEDBACK_MODES = ("standard", "augmented")
 TURN_RULES = ("training", "official")
@@ -62,11 +63,11 @@ class EpisodeConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; choose from {', '.join(allowed)}")
+                raise EnvtuneError(f"{name}={getattr(self, name)!r} is not valid; choose from {', '.join(allowed)}")
         if self.prompt == "bfcl" and self.protocol != "prompt":
-            raise ValueError("prompt='bfcl' is BFCL's prompt-mode text; use it with protocol='prompt'")
+            raise EnvtuneError("prompt='bfcl' is BFCL's prompt-mode text; use it with protocol='prompt'")
         if not isinstance(self.max_steps_per_turn, int) or self.max_steps_per_turn < 1:
-            raise ValueError(f"max_steps_per_turn must be a positive integer, not {self.max_steps_per_turn!r}")
+            raise EnvtuneError(f"max_steps_per_turn must be a positive integer, not {self.max_steps_per_turn!r}")
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Episode:
         self.trajectory: list[list[list[str]]] = [[] for _ in task.ground_truth]
         self._hidden = {name for names in task.held_out_tools.values() for name in names}
         if config.block_held_out_tools:
-            self.checker.model.hide(self._hidden)
+            self.checker.session.hide(self._hidden)
 
     # ----- what the policy sees -------------------------------------------------------------
     def tool_docs(self) -> list[dict]:
@@ -212,7 +213,7 @@ class Episode:
 
     def _call_text(self, call) -> str:
         """A call as the official checker consumes it (a Python call string)."""
-        described = self.checker.model.describe(call)
+        described = self.checker.session.describe(call)
         try:
             return described.to_python() if described is not None else str(call)
         except AttributeError:  # arguments that are not an object (native protocol)
@@ -221,7 +222,7 @@ class Episode:
     def _count_calls(self, response: ParsedResponse) -> None:
         docs = self._docs_now()
         for call in response.calls:
-            described = self.checker.model.describe(call)
+            described = self.checker.session.describe(call)
             doc = docs.get(described.name) if described else None
             if doc is not None and not check_arguments(doc, described.arguments):
                 self.counters.valid_calls += 1
@@ -238,7 +239,7 @@ class Episode:
             }
             shown = []
             for call, result in zip(response.calls, results):
-                text, hint = augment(self.checker.model, call, result, docs, held_out)
+                text, hint = augment(self.checker.session, call, result, docs, held_out)
                 if hint is not None:
                     self.counters.hints.append({"turn": self.turn, "step": self.step_in_turn, "kind": hint.kind})
                 shown.append(text)
@@ -254,7 +255,7 @@ class Episode:
             self.done = True
             return StepResult(feedback, [], verdict, True, self.info())
         if self.config.block_held_out_tools:
-            self.checker.model.reveal(self.task.held_out_tools.get(self.turn, ()))
+            self.checker.session.reveal(self.task.held_out_tools.get(self.turn, ()))
         return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
 
     def scored_trajectory(self) -> list[list[list[str]]]:

@@ -21,7 +21,7 @@ def oracle_reply(episode: Episode) -> str:
     calls = episode.task.ground_truth[episode.turn]
     if not calls or episode.step_in_turn > 0:
         return ANSWER
-    structured = [episode.checker.model.describe(call) for call in calls]
+    structured = [episode.checker.session.describe(call) for call in calls]
     payload = json.dumps([{"name": call.name, "arguments": call.arguments} for call in structured])
     return f"<think>Run the calls this request needs.</think><tool_call>{payload}</tool_call>"
 

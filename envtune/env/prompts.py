@@ -13,6 +13,7 @@ import json
 from typing import Iterable
 
 from envtune.bfcl import official_prompts
+from envtune.errors import EnvtuneError
 
 PROMPT_VARIANTS = ("basic", "extended", "bfcl")
 
@@ -61,7 +62,7 @@ def render_tool_docs(docs: Iterable[dict]) -> str:
 def system_prompt(protocol: str, variant: str, docs: Iterable[dict], release: str | None = None) -> str:
     """The system prompt: role, the tools available at the first turn, the reply format, the rules."""
     if variant not in PROMPT_VARIANTS:
-        raise ValueError(f"unknown prompt variant {variant!r}; choose from {', '.join(PROMPT_VARIANTS)}")
+        raise EnvtuneError(f"unknown prompt variant {variant!r}; choose from {', '.join(PROMPT_VARIANTS)}")
     if variant == "bfcl":
         return official_prompts.system_prompt(list(docs), release)
     rules = _RULES + (_EXTENDED_RULES if variant == "extended" else ())

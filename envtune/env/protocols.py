@@ -21,6 +21,7 @@ from typing import Any, Literal, Sequence
 
 from envtune.bfcl.calls import ToolCall
 from envtune.bfcl.decoding import DecodeError, decode_prompt_output
+from envtune.errors import EnvtuneError
 
 Message = dict[str, Any]
 Call = ToolCall | str
@@ -170,7 +171,7 @@ def parse(protocol: str, message: Message) -> ParsedResponse:
         return parse_prompt(message.get("content") or "")
     if protocol == "native":
         return parse_native(message)
-    raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    raise EnvtuneError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
 
 
 def result_messages(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from envtune.errors import EnvtuneError
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,7 +39,7 @@ def format_reward(record: EpisodeRecord) -> float:
 def progress_reward(record: EpisodeRecord, over: str = "all") -> float:
     """Mean turn success over all turns of the task (`over="all"`) or over the turns reached."""
     if over not in ("all", "reached"):
-        raise ValueError(f"progress is averaged over 'all' or 'reached' turns, not {over!r}")
+        raise EnvtuneError(f"progress is averaged over 'all' or 'reached' turns, not {over!r}")
     denominator = record.num_turns if over == "all" else len(record.turn_successes)
     return sum(record.turn_successes) / denominator if denominator else 0.0
 
@@ -63,5 +64,5 @@ REWARDS: dict[str, Callable[[EpisodeRecord], float]] = {
 
 def reward(name: str, record: EpisodeRecord) -> float:
     if name not in REWARDS:
-        raise ValueError(f"unknown reward {name!r}; choose from {', '.join(REWARDS)}")
+        raise EnvtuneError(f"unknown reward {name!r}; choose from {', '.join(REWARDS)}")
     return REWARDS[name](record)

@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit
+from envtune.errors import EnvtuneError
 
 PREFLIGHT_MESSAGES = [{"role": "user", "content": "Reply with the word OK."}]
 
 
-class EndpointError(ValueError):
+class EndpointError(EnvtuneError):
     """The endpoint cannot serve the run at all; the message names the endpoint and the cause."""
 
 

@@ -15,6 +15,7 @@ from envtune.cli_values import non_negative_float, non_negative_int, positive_fl
 from envtune.env.episode import FEEDBACK_MODES
 from envtune.env.prompts import PROMPT_VARIANTS
 from envtune.models import add_placement_arguments
+from envtune.errors import EnvtuneError
 
 REQUEST_ERROR_EXIT = 1  # the run finished, but some tasks still need `--resume`
 
@@ -25,11 +26,11 @@ def select_tasks(split: str, ids: str | None, release: str | None):
         return split_tasks(split, release)
     wanted = [task_id.strip() for task_id in ids.split(",") if task_id.strip()]
     if not wanted:
-        raise ValueError(f"--ids {ids!r} names no task; give comma-separated ids such as multi_turn_base_0,multi_turn_miss_func_3")
+        raise EnvtuneError(f"--ids {ids!r} names no task; give comma-separated ids such as multi_turn_base_0,multi_turn_miss_func_3")
     tasks = task_index(release)
     unknown = [task_id for task_id in wanted if task_id not in tasks]
     if unknown:
-        raise ValueError(f"--ids: unknown task id {unknown[0]!r} (expected e.g. multi_turn_base_0)")
+        raise EnvtuneError(f"--ids: unknown task id {unknown[0]!r} (expected e.g. multi_turn_base_0)")
     return [tasks[task_id] for task_id in dict.fromkeys(wanted)]
 
 
@@ -60,16 +61,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.rescore:
         return cmd_rescore(args)
     if args.write:
-        raise ValueError("--write applies to --rescore only")
+        raise EnvtuneError("--write applies to --rescore only")
     if not args.model:
-        raise ValueError("--model is required: a local path or Hugging Face id ('tiny' for the local test model), "
+        raise EnvtuneError("--model is required: a local path or Hugging Face id ('tiny' for the local test model), "
                          "or the served model's name with --base-url")
     if args.protocol == "native" and not args.base_url:
-        raise ValueError("--protocol native needs an endpoint (--base-url); local models speak envtune or prompt")
+        raise EnvtuneError("--protocol native needs an endpoint (--base-url); local models speak envtune or prompt")
     tasks = select_tasks(args.split, args.ids, args.release)
     output = Path(args.output) if args.output else default_output(args.model, args.base_url)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a directory for the results")
+        raise EnvtuneError(f"--output {output} is a file; give a directory for the results")
     config = EvalConfig(
         protocol=args.protocol, feedback=args.feedback, max_steps_per_turn=args.max_steps,
         prompt=args.prompt or ("bfcl" if args.protocol == "prompt" else "extended"),
@@ -81,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         placed = [flag for flag, value in (("--device", args.device), ("--dtype", args.dtype)) if value != "auto"]
         if placed:
-            raise ValueError(f"{placed[0]} applies to local models; the endpoint at --base-url places its own model")
+            raise EnvtuneError(f"{placed[0]} applies to local models; the endpoint at --base-url places its own model")
         endpoint = ChatEndpoint(EndpointConfig(
             base_url=args.base_url, model=args.model, api_key_env=args.api_key_env, concurrency=args.concurrency,
             max_retries=args.retries, timeout=args.timeout,

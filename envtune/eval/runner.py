@@ -29,10 +29,11 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from envtune.bfcl.scoring import score_entry
+from envtune.bfcl.scoring import category_mean, score_entry
 from envtune.bfcl.tasks import CATEGORIES, Task, task_index
 from envtune.env.episode import Episode, EpisodeConfig
-from envtune.io import append_jsonl, exclusive_directory, read_jsonl, trim_cut_line, write_atomically, write_json
+from envtune.errors import EnvtuneError
+from envtune.run_files import append_jsonl, exclusive_directory, read_jsonl, trim_cut_line, write_atomically, write_json
 from envtune.rollout import SamplingParams
 
 RESULTS = "results.jsonl"
@@ -96,7 +97,7 @@ def evaluate(
     (with `resume`, those that ended on a request error are played again) and write the summary."""
     output = Path(output)
     if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a directory for the results")
+        raise EnvtuneError(f"--output {output} is a file; give a directory for the results")
     results_path = output / RESULTS
     with exclusive_directory(output):
         if results_path.exists() and not resume:
@@ -107,7 +108,7 @@ def evaluate(
             previous = json.loads(config_path.read_text(encoding="utf-8"))
             changed = [key for key in settings if key != "tasks" and previous.get(key) != settings[key]]
             if changed:
-                raise ValueError(f"--resume with different settings ({', '.join(changed)}) than {config_path}")
+                raise EnvtuneError(f"--resume with different settings ({', '.join(changed)}) than {config_path}")
         cut = trim_cut_line(results_path)
         if cut:
             print(f"envtune eval: removed the last line of {results_path} ({cut} bytes), cut short by an interrupted run; "
@@ -162,7 +163,7 @@ def summarize(records: Iterable[dict[str, Any]], tasks: Sequence[Task] | None = 
     }
 
     def spread(completed_only: bool, category: str | None) -> tuple[float, float] | tuple[None, None]:
-        values = [(accuracies[category] if category else statistics.fmean(accuracies.values()))
+        values = [(accuracies[category] if category else category_mean(accuracies))
                   for accuracies in per_sample[completed_only] if (category in accuracies if category else accuracies)]
         return _interval(values) if values else (None, None)
 
@@ -224,12 +225,12 @@ def rescore(output: str | Path, release: str | None = None) -> tuple[list[dict[s
     output = Path(output)
     results_path = output / RESULTS
     if not results_path.is_file():
-        raise ValueError(f"--rescore {output}: not an eval directory (no {RESULTS} in it)")
+        raise EnvtuneError(f"--rescore {output}: not an eval directory (no {RESULTS} in it)")
     tasks = task_index(release)
     rescored, mismatches = [], []
     for record in read_jsonl(results_path):
         if record.get("id") not in tasks:
-            raise ValueError(f"--rescore {output}: task {record.get('id')!r} is not in this release; pass the run's --release")
+            raise EnvtuneError(f"--rescore {output}: task {record.get('id')!r} is not in this release; pass the run's --release")
         verdict = score_entry(tasks[record["id"]], record["decoded"])
         valid = verdict.valid and record.get("request_error") is None
         if (valid, verdict.error_type) != (record["valid"], record["error_type"]):

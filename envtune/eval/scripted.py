@@ -32,6 +32,7 @@ from envtune.bfcl.calls import ToolCall
 from envtune.bfcl.executor import ToolSession
 from envtune.bfcl.tasks import Task, load_tasks
 from envtune.eval.server import ApiError, ChatRequest, RunningServer, _ChatServer, _Handler
+from envtune.errors import EnvtuneError
 
 SCRIPTED_MODEL_NAME = "envtune-scripted"
 DONE_TEXT = "I have taken care of that request."
@@ -166,7 +167,7 @@ class Faults:
     def __post_init__(self):
         unknown = set(self.kinds) - set(FAULT_BODIES) - {"http_500", "http_429", "timeout"}
         if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+            raise EnvtuneError(f"unknown fault kinds {sorted(unknown)}")
 
 
 FAULT_BODIES = {

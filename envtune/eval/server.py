@@ -147,7 +147,7 @@ class ChatModel:
             except Exception as error:  # the template rejects the conversation (roles, order, fields)
                 raise _bad(f"the chat template cannot render these messages: {error}", "messages") from error
             prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            completion = self.backend.generate([GenerationRequest(prompt_ids, episode=0)], sampling)[0]
+            completion = self.backend.generate([GenerationRequest(prompt_ids, episode_index=0)], sampling)[0]
             content = self.tokenizer.decode(completion, skip_special_tokens=True)
         finish_reason = "stop" if completion and completion[-1] == self.backend.eos_token_id else "length"
         cut = min((content.find(s) for s in request.stop if s in content), default=-1)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from envtune.bfcl.calls import ParsedCall, ToolCall
 from envtune.bfcl.executor import ERROR_PREFIX, ToolSession
+from envtune.errors import EnvtuneError
 
 CATEGORIES = (
     "dependency_missing", "parameter_constraint", "state_prerequisite", "format_mismatch", "resource_unavailable",
@@ -117,7 +118,7 @@ def hint_rule(kind: str, category: str, pattern: str, tools: Iterable[str] | Non
     """Register a rule: `write(context, match) -> hint text | None` runs when a call of one of
     `tools` fails with an error matching `pattern` (a regular expression, searched)."""
     if category not in CATEGORIES:
-        raise ValueError(f"unknown hint category {category!r}; choose from {', '.join(CATEGORIES)}")
+        raise EnvtuneError(f"unknown hint category {category!r}; choose from {', '.join(CATEGORIES)}")
 
     def register(write: Callable[[FeedbackContext, re.Match], str | None]):
         RULES.append(Rule(kind, category, frozenset(tools) if tools is not None else None, re.compile(pattern), write))

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 from envtune.env.episode import Episode
 from envtune.env.rewards import REWARDS
-from envtune.rollout.backends import GenerationBackend, GenerationRequest, SamplingParams
+from envtune.rollout.generation import GenerationBackend, GenerationRequest, SamplingParams
+from envtune.errors import EnvtuneError
 
 Message = dict[str, Any]
 
@@ -63,11 +64,11 @@ class ChatRenderer:
         rendered_before = self.text(before, add_generation_prompt=False)
         rendered_after = self.text([*before, *added], add_generation_prompt=True)
         if not rendered_after.startswith(rendered_before):
-            raise ValueError("the chat template does not render conversations prefix by prefix; "
+            raise EnvtuneError("the chat template does not render conversations prefix by prefix; "
                              "token-in/token-out rollouts need a template that only appends")
         end = rendered_before.rfind(self.eos_text)
         if end < 0:
-            raise ValueError("the rendered assistant reply does not end with the tokenizer's end token")
+            raise EnvtuneError("the rendered assistant reply does not end with the tokenizer's end token")
         template_tail = rendered_before[end + len(self.eos_text):]
         return self.encode(template_tail + rendered_after[len(rendered_before):])
 
@@ -101,7 +102,7 @@ class RolloutEngine:
         running = []
         for index, episode in enumerate(episodes):
             if episode.config.protocol == "native":
-                raise ValueError("token-in/token-out rollouts support the envtune and prompt protocols, not native")
+                raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native")
             messages = episode.reset()
             prompt_ids = self.renderer.encode(self.renderer.text(messages, add_generation_prompt=True))
             running.append(_Running(index, episode, Rollout(episode.task.id, prompt_ids, messages=messages)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
 from envtune.models import add_placement_arguments, resolve_placement
+from envtune.errors import EnvtuneError
 
 PRESETS = ("smoke", "paper")  # embedded configs; configs/paper.yaml is the paper preset
 
@@ -22,7 +23,7 @@ def _verl_run(config, model: str, output: Path, args: argparse.Namespace):
         from envtune.verl.config import Cluster
         from envtune.verl.launch import VerlCurriculumRun
     except ImportError as error:
-        raise ValueError(f"--engine verl needs the verl extra ({error}): pip install 'envtune[verl]'") from None
+        raise EnvtuneError(f"--engine verl needs the verl extra ({error}): pip install 'envtune[verl]'") from None
     if model == "tiny":  # veRL loads models from disk: the local test model's directory
         from envtune.models import tiny_model_path
 
@@ -37,18 +38,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from envtune.train.curriculum import CurriculumRun
 
     if bool(args.config) == bool(args.preset):
-        raise ValueError("give either --config FILE or --preset smoke|paper")
+        raise EnvtuneError("give either --config FILE or --preset smoke|paper")
     given = {"--nodes": args.nodes, "--gpus-per-node": args.gpus_per_node, "--steps-per-launch": args.steps_per_launch}
     verl_only = [flag for flag, value in given.items() if value is not None] + (["--dry-run"] if args.dry_run else [])
     if args.engine == "trl" and verl_only:
-        raise ValueError(f"{verl_only[0]} applies to --engine verl only")
+        raise EnvtuneError(f"{verl_only[0]} applies to --engine verl only")
     trl_only = [flag for flag, value in {"--device": args.device, "--dtype": args.dtype}.items() if value != "auto"]
     if args.engine == "verl" and trl_only:
-        raise ValueError(f"{trl_only[0]} applies to --engine trl only (veRL places the model on its cluster's GPUs)")
+        raise EnvtuneError(f"{trl_only[0]} applies to --engine trl only (veRL places the model on its cluster's GPUs)")
     config = load_config(args.config or preset_path(args.preset))
     model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
-        raise ValueError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
+        raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
     output = Path(args.output or Path("runs") / config.name)
     if args.engine == "verl":
         run = _verl_run(config, model, output, args)

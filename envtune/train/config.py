@@ -32,6 +32,7 @@ from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import CATEGORIES
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
+from envtune.errors import EnvtuneError
 from envtune.rollout import SamplingParams
 from envtune.train.transition import TransitionRule
 
@@ -44,7 +45,7 @@ VALIDATION_KEYS = {"split", "every", "max_tasks"}
 GRPO_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
 
 
-class ConfigError(ValueError):
+class ConfigError(EnvtuneError):
     """A curriculum config that cannot run; the message names the stage and the key."""
 
 

@@ -29,14 +29,16 @@ from typing import Any
 from transformers import TrainerCallback
 
 from envtune.bfcl.release import resolve_release
+from envtune.bfcl.scoring import category_mean
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
 from envtune.env.episode import Episode
-from envtune.io import append_jsonl, write_atomically, write_json
+from envtune.run_files import append_jsonl, write_atomically, write_json
 from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.train.config import CurriculumConfig, StageConfig, validation_tasks
 from envtune.train.transition import Decision, StageHistory, TransitionRule
+from envtune.errors import EnvtuneError
 
 SAMPLED_ROLLOUTS_PER_BATCH = 2
 
@@ -63,14 +65,13 @@ def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
     for episode in episodes:
         episode.close()
     metrics: dict[str, float] = {}
-    accuracies = []
+    accuracies = {}
     for category in CATEGORIES:
         scored = [rollout for rollout, task in zip(rollouts, tasks) if task.category == category]
         if scored:
-            accuracy = sum(rollout.info["rewards"]["binary"] for rollout in scored) / len(scored)
-            metrics[f"val/accuracy_{category}"] = accuracy
-            accuracies.append(accuracy)
-    metrics["val/accuracy"] = sum(accuracies) / len(accuracies)
+            accuracies[category] = sum(rollout.info["rewards"]["binary"] for rollout in scored) / len(scored)
+            metrics[f"val/accuracy_{category}"] = accuracies[category]
+    metrics["val/accuracy"] = category_mean(accuracies)
     metrics["val/progress"] = sum(rollout.info["rewards"]["progress"] for rollout in rollouts) / len(rollouts)
     return metrics
 
@@ -184,10 +185,10 @@ class CurriculumRun:
 
         self.placement = placement or resolve_placement()
         if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
-            raise ValueError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
+            raise EnvtuneError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
                              f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
         if self.placement.dtype == torch.float16:
-            raise ValueError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
+            raise EnvtuneError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
                              "loss scaling); use --dtype bfloat16, float32 or auto")
         self.config = config
         self.model_source = str(model)
@@ -211,7 +212,7 @@ class CurriculumRun:
             state = json.loads(self.state_path.read_text(encoding="utf-8"))
             held = (state.get("config_name"), state.get("model"), state.get("engine", "trl"))
             if held != (self.config.name, self.model_source, self.engine):
-                raise ValueError(
+                raise EnvtuneError(
                     f"{self.output} holds a run of config {held[0]!r} with model {held[1]!r} on engine {held[2]}; "
                     f"use another --output for config {self.config.name!r} with {self.model_source!r} on {self.engine}"
                 )

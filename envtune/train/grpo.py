@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
+from envtune.errors import EnvtuneError
 
 # Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs).
 EPISODE_FIELDS = (
@@ -59,7 +60,7 @@ class EpisodeRollouts:
     def __call__(self, prompts: Sequence[str], trainer) -> dict[str, Any]:
         unknown = [prompt for prompt in prompts if prompt not in self.tasks]
         if unknown:
-            raise ValueError(f"rollout prompts must be BFCL task ids; got {unknown[0]!r}")
+            raise EnvtuneError(f"rollout prompts must be BFCL task ids; got {unknown[0]!r}")
         seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._round
         self._round += 1
         engine = RolloutEngine(

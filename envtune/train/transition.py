@@ -42,6 +42,7 @@ All thresholds are strict: "below" means <, so min_delta, max_slope and max_grad
 
 from __future__ import annotations
 
+from envtune.errors import EnvtuneError
 import difflib
 import math
 import statistics
@@ -63,7 +64,7 @@ class StageHistory:
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"StageHistory.steps must be a non-negative integer, got {self.steps!r}")
+            raise EnvtuneError(f"StageHistory.steps must be a non-negative integer, got {self.steps!r}")
         object.__setattr__(self, "val_accuracy", _checked_points("val_accuracy", self.val_accuracy, self.steps, 1.0))
         object.__setattr__(self, "grad_norm", _checked_points("grad_norm", self.grad_norm, self.steps, math.inf))
 
@@ -75,13 +76,13 @@ def _checked_points(name: str, points: Sequence[Point], steps: int, upper: float
     for index, (step, value) in enumerate(points):
         where = f"StageHistory.{name}[{index}] = ({step!r}, {value!r})"
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps:
-            raise ValueError(f"{where}: the step must be an integer in [0, steps={steps}]")
+            raise EnvtuneError(f"{where}: the step must be an integer in [0, steps={steps}]")
         if checked and step <= checked[-1][0]:
-            raise ValueError(f"{where}: steps must be strictly increasing (previous step {checked[-1][0]})")
+            raise EnvtuneError(f"{where}: steps must be strictly increasing (previous step {checked[-1][0]})")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{where}: the value must be a number")
         if math.isfinite(value) and not 0.0 <= value <= upper:
-            raise ValueError(f"{where}: a finite value must lie in [0, {upper}]")
+            raise EnvtuneError(f"{where}: a finite value must lie in [0, {upper}]")
         checked.append((step, float(value)))
     return tuple(checked)
 
@@ -144,7 +145,7 @@ class TransitionRule:
             for key in unknown:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ValueError(f"unknown transition-rule key(s): {', '.join(hints)}; known keys: {', '.join(known)}")
+            raise EnvtuneError(f"unknown transition-rule key(s): {', '.join(hints)}; known keys: {', '.join(known)}")
         return cls(**mapping)
 
     def decide(self, history: StageHistory) -> Decision:
@@ -241,7 +242,7 @@ def _least_squares_slope(points: Sequence[Point]) -> float:
 
 def _require_int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"TransitionRule.{name} must be an integer >= {minimum}, got {value!r}")
+        raise EnvtuneError(f"TransitionRule.{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _require_number(name: str, value: object, *, above: float, optional: bool = False) -> None:
@@ -250,4 +251,4 @@ def _require_number(name: str, value: object, *, above: float, optional: bool = 
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             or value <= above):
         allowed = f"a finite number > {above:g}" + (" or None" if optional else "")
-        raise ValueError(f"TransitionRule.{name} must be {allowed}, got {value!r}")
+        raise EnvtuneError(f"TransitionRule.{name} must be {allowed}, got {value!r}")

@@ -36,6 +36,7 @@ from envtune.env.episode import Episode
 from envtune.rollout.engine import Rollout, record_outcome
 from envtune.train.grpo import episode_numbers
 from envtune.verl.data import AGENT_NAME, EpisodeSpec
+from envtune.errors import EnvtuneError
 
 
 @lru_cache(maxsize=None)
@@ -69,11 +70,11 @@ class EpisodeAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **row: Any) -> AgentLoopOutput:
         spec = EpisodeSpec.from_kwargs(row.get("interaction_kwargs") or {})
         if spec.episode.protocol == "native":
-            raise ValueError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
+            raise EnvtuneError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
                              "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
         tasks = _tasks(spec.release)
         if spec.task_id not in tasks:
-            raise ValueError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
+            raise EnvtuneError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
         with Episode(tasks[spec.task_id], spec.episode) as episode:
             return await self._play(episode, spec, sampling_params, row.get("raw_prompt"))
 
@@ -81,7 +82,7 @@ class EpisodeAgentLoop(AgentLoopBase):
                     raw_prompt: Any) -> AgentLoopOutput:
         messages = episode.reset()
         if raw_prompt is not None and _messages(raw_prompt) != messages:
-            raise ValueError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: "
+            raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: "
                              "rebuild the data with `envtune verl data` (or `envtune tune --engine verl`)")
         budget = self.rollout_config.response_length
         end_id = self.tokenizer.eos_token_id

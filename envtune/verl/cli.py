@@ -7,6 +7,7 @@ from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
 from envtune.train.cli import PRESETS, preset_path
+from envtune.errors import EnvtuneError
 
 
 def stage_of(config, key: str):
@@ -16,7 +17,7 @@ def stage_of(config, key: str):
         return config.stages[int(key) - 1]
     if key in names:
         return config.stages[names.index(key)]
-    raise ValueError(f"stage {key!r} is not in config {config.name}; give 1-{len(names)} or one of {', '.join(names)}")
+    raise EnvtuneError(f"stage {key!r} is not in config {config.name}; give 1-{len(names)} or one of {', '.join(names)}")
 
 
 def cmd_data(args: argparse.Namespace) -> int:

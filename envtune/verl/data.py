@@ -22,6 +22,7 @@ from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.train.config import StageConfig, validation_tasks
+from envtune.errors import EnvtuneError
 
 AGENT_NAME = "envtune_episode"  # the name our agent loop is registered under
 DATA_SOURCE_PREFIX = "bfcl_multi_turn_"
@@ -47,7 +48,7 @@ class EpisodeSpec:
         names = {field.name for field in fields(EpisodeConfig)}
         missing = sorted({"task_id", "release", "max_reply_tokens", *names} - set(kwargs))
         if missing:
-            raise ValueError(f"row interaction_kwargs lack {', '.join(missing)}: rebuild the data with `envtune verl data`")
+            raise EnvtuneError(f"row interaction_kwargs lack {', '.join(missing)}: rebuild the data with `envtune verl data`")
         config = EpisodeConfig(**{name: _plain(kwargs[name]) for name in names})
         return cls(str(kwargs["task_id"]), str(kwargs["release"]), config, int(kwargs["max_reply_tokens"]))
 

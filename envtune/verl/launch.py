@@ -45,7 +45,8 @@ from typing import Any, Callable
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
-from envtune.io import read_jsonl
+from envtune.bfcl.scoring import category_mean
+from envtune.run_files import read_jsonl
 from envtune.train.config import CurriculumConfig, StageConfig
 from envtune.train.curriculum import CurriculumRun
 from envtune.train.transition import Decision, StageHistory, TransitionRule
@@ -54,6 +55,7 @@ from envtune.verl.config import (
     stage_overrides,
 )
 from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
+from envtune.errors import EnvtuneError
 
 VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
 GRAD_NORM = "actor/grad_norm"
@@ -118,7 +120,7 @@ def validation_accuracy(metrics: dict[str, Any]) -> dict[str, float]:
                     if (match := VAL_ACCURACY.match(key))}
     if not per_category:
         return {}
-    return {"val/accuracy": sum(per_category.values()) / len(per_category),
+    return {"val/accuracy": category_mean(per_category),
             **{f"val/accuracy_{category}": value for category, value in sorted(per_category.items())}}
 
 
@@ -151,7 +153,7 @@ class VerlCurriculumRun(CurriculumRun):
                  cluster: Cluster = Cluster(), steps_per_launch: int | None = None, launcher: Launcher = run_logged):
         super().__init__(config, model, Path(output).resolve(), release)  # Ray workers run elsewhere: absolute paths
         if steps_per_launch is not None and (not isinstance(steps_per_launch, int) or steps_per_launch < 1):
-            raise ValueError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
+            raise EnvtuneError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
         self.cluster = cluster
         self.steps_per_launch = steps_per_launch
         self.launcher = launcher

@@ -23,7 +23,7 @@ def call_reply(*calls):
 
 
 def ground_truth_reply(episode, calls):
-    structured = [episode.checker.model.describe(call) for call in calls]
+    structured = [episode.checker.session.describe(call) for call in calls]
     return call_reply(*[(call.name, call.arguments) for call in structured])
 
 
@@ -67,7 +67,7 @@ def test_augmented_feedback_adds_hints_without_changing_anything_else(tasks):
         with Episode(task, EpisodeConfig(feedback=mode)) as episode:
             episode.reset()
             messages = [episode.step(reply).messages for reply in replies]
-            runs[mode] = (messages, episode.checker.model.state(), episode.info())
+            runs[mode] = (messages, episode.checker.session.state(), episode.info())
     standard, augmented = runs["standard"], runs["augmented"]
     assert standard[1] == augmented[1]  # same environment state
     assert standard[2]["turn_successes"] == augmented[2]["turn_successes"]
@@ -128,10 +128,10 @@ def test_an_ask_turn_rewards_an_answer(at_ask_turn):
 
 def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(at_ask_turn):
     episode, turn = at_ask_turn
-    before = copy.deepcopy(episode.checker.model.state())
+    before = copy.deepcopy(episode.checker.session.state())
     step = episode.step(ground_truth_reply(episode, episode.task.ground_truth[turn + 1]))
     assert step.info["turn_successes"][turn] is False
-    assert episode.checker.model.state() == before
+    assert episode.checker.session.state() == before
     assert step.messages[0]["content"].startswith(CALLED_WHEN_ASKING)
 
 
@@ -209,7 +209,7 @@ def test_episodes_run_concurrently_without_sharing_state(tasks):
                 if calls:
                     episode.step(ground_truth_reply(episode, calls))
                 episode.step(ANSWER)
-            return task.id, episode.reward(), episode.checker.model.state()
+            return task.id, episode.reward(), episode.checker.session.state()
 
     sequential = [oracle(task) for task in chosen]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -255,10 +255,10 @@ def test_under_official_rules_ask_turn_calls_run_and_the_step_limit_force_quits(
         for calls in task.ground_truth[:turn]:
             episode.step(ground_truth_reply(episode, calls))
             episode.step(ANSWER)
-        before = copy.deepcopy(episode.checker.model.state())
+        before = copy.deepcopy(episode.checker.session.state())
         episode.step(call_reply(("mkdir", {"dir_name": "made_when_asked"})) if "GorillaFileSystem" in task.involved_classes
                      else ground_truth_reply(episode, task.ground_truth[turn + 1]))
-        assert episode.checker.model.state() != before  # ran, as the official checker runs it
+        assert episode.checker.session.state() != before  # ran, as the official checker runs it
         step = episode.step(call_reply(("ls", {})))  # the second executed call step: at the limit
         assert not step.done and not episode.force_quit
         step = episode.step(call_reply(("ls", {})))  # the third goes past it: the entry is force-quit

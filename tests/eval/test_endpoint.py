@@ -14,7 +14,7 @@ from envtune.eval.api import ChatResult, EndpointConfig
 from envtune.eval.players import play_endpoint
 from envtune.eval.runner import EvalConfig
 from envtune.eval.scripted import DONE_TEXT, Faults, ScriptedModel, serve_scripted
-from envtune.io import read_jsonl
+from envtune.run_files import read_jsonl
 
 IDS = "multi_turn_base_0,multi_turn_base_1,multi_turn_miss_param_0,multi_turn_long_context_0,multi_turn_miss_func_0,multi_turn_base_2"
 

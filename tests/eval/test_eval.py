@@ -15,7 +15,7 @@ from envtune.eval import players
 from envtune.eval.cli import default_output, select_tasks
 from envtune.eval.players import play_local
 from envtune.eval.runner import EvalConfig, evaluate, rescore
-from envtune.io import DirectoryInUse, exclusive_directory, read_jsonl
+from envtune.run_files import DirectoryInUse, exclusive_directory, read_jsonl
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer
 
@@ -46,7 +46,7 @@ class OracleBackend:
         return self
 
     def generate(self, requests, sampling):
-        return [self.renderer.encode(oracle_reply(self.episodes[request.episode])) + [self.eos_token_id] for request in requests]
+        return [self.renderer.encode(oracle_reply(self.episodes[request.episode_index])) + [self.eos_token_id] for request in requests]
 
 
 def local(backend, tokenizer, config):

@@ -31,7 +31,7 @@ from envtune.eval.parity import compare_to_official
 from envtune.eval.players import play_endpoint
 from envtune.eval.runner import EvalConfig, evaluate
 from envtune.eval.scripted import DONE_TEXT, IDLE_CALL, UNDECODABLE_PROMPT, Faults, ScriptedModel, serve_scripted
-from envtune.io import read_jsonl
+from envtune.run_files import read_jsonl
 
 STEP_COUNTS = (19, 20, 21, 22)
 LIMIT = 20  # BFCL's MAXIMUM_STEP_LIMIT

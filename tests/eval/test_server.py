@@ -133,7 +133,7 @@ def test_unknown_paths_are_404_and_the_server_keeps_serving(server, client):
 def test_eval_drives_a_served_model_end_to_end(server, tmp_path, monkeypatch, capsys):
     """`envtune eval --base-url` through the official client against the loopback server."""
     from envtune.cli import main
-    from envtune.io import read_jsonl
+    from envtune.run_files import read_jsonl
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     ids = "multi_turn_base_0,multi_turn_miss_func_0"

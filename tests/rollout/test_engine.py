@@ -27,10 +27,10 @@ class OracleBackend:
     def generate(self, requests, sampling):
         completions = []
         for request in requests:
-            ids = self.renderer.encode(oracle_reply(self.episodes[request.episode])) + [self.eos_token_id]
+            ids = self.renderer.encode(oracle_reply(self.episodes[request.episode_index])) + [self.eos_token_id]
             if self.cut_after is not None:
                 ids = ids[: self.cut_after]
-            self.replies.setdefault(request.episode, []).append(ids)
+            self.replies.setdefault(request.episode_index, []).append(ids)
             completions.append(ids)
         return completions
 

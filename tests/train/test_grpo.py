@@ -40,8 +40,8 @@ class HalfOracle:
         generated = iter(self.model_backend.generate([r for r in requests if r.episode % 2], sampling))
         episodes = self.rollouts_ref[0].episodes
         return [
-            next(generated) if request.episode % 2
-            else self.renderer.encode(oracle_reply(episodes[request.episode])) + [self.eos_token_id]
+            next(generated) if request.episode_index % 2
+            else self.renderer.encode(oracle_reply(episodes[request.episode_index])) + [self.eos_token_id]
             for request in requests
         ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envtune.io import read_jsonl
+from envtune.run_files import read_jsonl
 
 MINI = """
 name: mini
@@ -76,7 +76,7 @@ class _Saved:
 
 def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
     """After a kill between a validation and the next checkpoint, the replayed step validates again."""
-    from envtune.io import write_json
+    from envtune.run_files import write_json
     from envtune.train import curriculum
     from envtune.train.config import parse_config
 

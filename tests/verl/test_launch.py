@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envtune.io import read_jsonl
+from envtune.run_files import read_jsonl
 from envtune.models import tiny_model_path
 from envtune.train.config import parse_config
 from envtune.verl.config import Cluster

@@ -10,6 +10,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+from envtune.errors import EnvtuneError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: files get the mode an ordinary `open(..., "w")` would give
@@ -79,7 +80,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-class DirectoryInUse(ValueError):
+class DirectoryInUse(EnvtuneError):
     """Another live process holds the run directory."""
 
 

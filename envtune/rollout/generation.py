@@ -24,7 +24,7 @@ class SamplingParams:
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt_ids: Sequence[int]
-    episode: int  # which episode asks (scripted backends answer per episode; others ignore it)
+    episode_index: int  # which episode of the batch asks (scripted backends answer per episode; others ignore it)
 
 
 class GenerationBackend(Protocol):
