@@ -75,15 +75,22 @@ class TimedBackend:
 class TimedEpisode:
     """An episode that records the time the environment spends in reset, steps and scoring."""
 
-    TIMED = ("reset", "step", "reward", "info")
+    CALLS = ("reset", "step")
+    PROPERTIES = ("record",)  # computed when read: the rewards and metrics come from it
 
     def __init__(self, episode: Episode, clock: list[float]):
         self._episode = episode
         self._clock = clock  # shared by all episodes of a run: one cell, the total seconds
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.PROPERTIES:
+            start = time.perf_counter()
+            try:
+                return getattr(self._episode, name)
+            finally:
+                self._clock[0] += time.perf_counter() - start
         attribute = getattr(self._episode, name)
-        if name not in self.TIMED:
+        if name not in self.CALLS:
             return attribute
 
         def timed(*args, **kwargs):

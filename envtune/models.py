@@ -186,13 +186,13 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
         index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
         if index >= count:
             raise EnvtuneError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)} "
-                             f"(cuda:0 to cuda:{count - 1}); use one of those or auto")
+                               f"(cuda:0 to cuda:{count - 1}); use one of those or auto")
         device = f"cuda:{index}"
     if dtype == "auto":
         dtype = "float32" if device == "cpu" else "bfloat16"
     if device == "cpu" and dtype == "float16":
         raise EnvtuneError("--dtype float16: CPUs do not run float16 matrix products (unsupported or very slow); "
-                         "use --dtype bfloat16 or float32 on CPU, or float16 with --device cuda")
+                           "use --dtype bfloat16 or float32 on CPU, or float16 with --device cuda")
     return Placement(device, getattr(torch, dtype))
 
 

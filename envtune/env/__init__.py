@@ -2,7 +2,8 @@
 
 from envtune.env.episode import FEEDBACK_MODES, Episode, EpisodeConfig, StepResult
 from envtune.env.protocols import PROTOCOLS, ParsedResponse, parse
-from envtune.env.rewards import REWARDS, EpisodeRecord, reward
+from envtune.env.record import EpisodeRecord
+from envtune.env.rewards import REWARDS, reward
 
 __all__ = [
     "FEEDBACK_MODES", "PROTOCOLS", "REWARDS", "Episode", "EpisodeConfig", "EpisodeRecord",

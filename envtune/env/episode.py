@@ -5,7 +5,7 @@
     while not episode.done:
         reply = policy(messages)               # {"role": "assistant", "content": ...}
         messages.append(reply)
-        step = episode.step(reply)             # environment messages to append, done, info
+        step = episode.step(reply)             # environment messages to append, done, record
         messages += step.messages
     episode.reward()                           # the configured reward of the episode record
 
@@ -22,8 +22,7 @@ played. Held-out tools stay hidden until their turn, which announces them with t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from envtune.bfcl.arguments import check_arguments
 from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
@@ -31,7 +30,8 @@ from envtune.bfcl.scoring import EntryVerdict, TurnChecker, TurnVerdict, score_e
 from envtune.bfcl.tasks import Task, to_openai_tool
 from envtune.env import prompts
 from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
-from envtune.env.rewards import REWARDS, EpisodeRecord, reward
+from envtune.env.record import EpisodeRecord, HintUse
+from envtune.env.rewards import REWARDS
 from envtune.feedback import augment
 from envtune.errors import EnvtuneError
 
@@ -41,8 +41,9 @@ TURN_RULES = ("training", "official")
 
 @dataclass(frozen=True)
 class EpisodeConfig:
-    """How an episode talks and scores. Defaults are the curriculum's stage-2 settings, with the
-    paper's 5 steps per turn (the official evaluation allows 20)."""
+    """How an episode talks and scores. Defaults: the envtune protocol, standard feedback, the
+    progress reward and the paper's 5 replies per turn under the training rules (the official
+    evaluation allows 20 call steps)."""
 
     feedback: str = "standard"
     prompt: str = "basic"
@@ -79,20 +80,11 @@ class StepResult:
     request: list[Message]
     closed_turn: TurnVerdict | None  # the verdict of the turn this reply closed, if it closed one
     done: bool
-    info: dict[str, Any]
+    record: EpisodeRecord  # the episode after this reply
 
     @property
     def messages(self) -> list[Message]:
         return self.feedback + self.request
-
-
-@dataclass
-class _Counters:
-    responses: int = 0
-    format_violations: int = 0
-    valid_calls: int = 0
-    invalid_calls: int = 0
-    hints: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Episode:
@@ -107,8 +99,11 @@ class Episode:
         self.done = False
         self.force_quit = False  # official rules: a turn went past the step limit, later turns were not played
         self.turn_verdicts: list[TurnVerdict] = []
-        self.turn_successes: list[bool] = []
-        self.counters = _Counters()
+        self.responses = 0
+        self.format_violations = 0
+        self.valid_calls = 0
+        self.invalid_calls = 0
+        self.hints: list[HintUse] = []
         self._called_when_asking = False
         self._docs_turn, self._docs = -1, {}
         # turn -> step -> call strings of the calls that ran: what the official checker would score
@@ -153,16 +148,16 @@ class Episode:
     # ----- one assistant reply -------------------------------------------------------------
     def step(self, message: Message | str) -> StepResult:
         """Feed one assistant reply; get the environment's messages, whether the episode is done,
-        and the info record."""
+        and the episode's record after it."""
         if self.done:
             raise RuntimeError(f"episode {self.task.id} is done; start a new one")
         if isinstance(message, str):
             message = {"role": "assistant", "content": message}
         response = parse(self.config.protocol, message)
-        self.counters.responses += 1
+        self.responses += 1
         self.step_in_turn += 1
         if response.kind == "invalid":
-            self.counters.format_violations += 1
+            self.format_violations += 1
         self._count_calls(response)
 
         if self.config.turn_rules == "official":
@@ -176,7 +171,7 @@ class Episode:
             feedback += self._run_calls(response)
         if response.kind == "answer" or self.step_in_turn >= self.config.max_steps_per_turn:
             return self._close_turn(self.checker.finish_turn(), feedback)
-        return StepResult(feedback, [], None, self.done, self.info())
+        return StepResult(feedback, [], None, self.done, self.record)
 
     def _official_step(self, response: ParsedResponse) -> StepResult:
         """BFCL's inference loop: a reply without executable calls ends the turn; executed call steps
@@ -187,7 +182,7 @@ class Episode:
         if len(self.trajectory[self.turn]) > self.config.max_steps_per_turn:
             self.force_quit = True
             return self._close_turn(self._official_turn_verdict(), feedback)
-        return StepResult(feedback, [], None, self.done, self.info())
+        return StepResult(feedback, [], None, self.done, self.record)
 
     def _official_turn_verdict(self) -> TurnVerdict:
         verdict = self.checker.finish_turn()
@@ -225,9 +220,9 @@ class Episode:
             described = self.checker.session.describe(call)
             doc = docs.get(described.name) if described else None
             if doc is not None and not check_arguments(doc, described.arguments):
-                self.counters.valid_calls += 1
+                self.valid_calls += 1
             else:
-                self.counters.invalid_calls += 1
+                self.invalid_calls += 1
 
     def _run_calls(self, response: ParsedResponse) -> list[Message]:
         results = self.checker.run_step(list(response.calls))
@@ -241,22 +236,21 @@ class Episode:
             for call, result in zip(response.calls, results):
                 text, hint = augment(self.checker.session, call, result, docs, held_out)
                 if hint is not None:
-                    self.counters.hints.append({"turn": self.turn, "step": self.step_in_turn, "kind": hint.kind})
+                    self.hints.append(HintUse(self.turn, self.step_in_turn, hint.kind))
                 shown.append(text)
             results = shown
         return result_messages(self.config.protocol, response, results, prompts.REMINDER[self.config.protocol])
 
     def _close_turn(self, verdict: TurnVerdict, feedback: list[Message]) -> StepResult:
         self.turn_verdicts.append(verdict)
-        self.turn_successes.append(verdict.passed)
         self.turn += 1
         self.step_in_turn = 0
         if self.turn >= self.task.num_turns or self.force_quit:
             self.done = True
-            return StepResult(feedback, [], verdict, True, self.info())
+            return StepResult(feedback, [], verdict, True, self.record)
         if self.config.block_held_out_tools:
             self.checker.session.reveal(self.task.held_out_tools.get(self.turn, ()))
-        return StepResult(feedback, self._turn_messages(), verdict, False, self.info())
+        return StepResult(feedback, self._turn_messages(), verdict, False, self.record)
 
     def scored_trajectory(self) -> list[list[list[str]]]:
         """The calls that ran, turn -> step -> call strings, as the official checker receives them:
@@ -271,35 +265,22 @@ class Episode:
 
     # ----- records -------------------------------------------------------------------------
     @property
+    def turn_successes(self) -> list[bool]:
+        return [verdict.passed for verdict in self.turn_verdicts]
+
+    @property
     def record(self) -> EpisodeRecord:
+        """The episode so far as a frozen record (rewards, metrics, run files)."""
         return EpisodeRecord(
-            num_turns=self.task.num_turns,
-            turn_successes=tuple(self.turn_successes),
-            responses=self.counters.responses,
-            format_violations=self.counters.format_violations,
-            valid_calls=self.counters.valid_calls,
-            invalid_calls=self.counters.invalid_calls,
+            num_turns=self.task.num_turns, turn_successes=tuple(self.turn_successes), responses=self.responses,
+            format_violations=self.format_violations, valid_calls=self.valid_calls, invalid_calls=self.invalid_calls,
+            task_id=self.task.id, category=self.task.category, step=self.step_in_turn, done=self.done,
+            force_quit=self.force_quit, turn_verdicts=tuple(self.turn_verdicts), hints=tuple(self.hints),
         )
 
     def reward(self, name: str | None = None) -> float:
         """The configured reward (or `name`) of the episode so far; unreached turns count 0."""
-        return reward(name or self.config.reward, self.record)
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task.id,
-            "turn": self.turn,
-            "step": self.step_in_turn,
-            "done": self.done,
-            "force_quit": self.force_quit,
-            "turn_verdicts": [asdict(verdict) for verdict in self.turn_verdicts],
-            "turn_successes": list(self.turn_successes),
-            "responses": self.counters.responses,
-            "format_violations": self.counters.format_violations,
-            "valid_calls": self.counters.valid_calls,
-            "invalid_calls": self.counters.invalid_calls,
-            "hints": list(self.counters.hints),
-        }
+        return self.record.reward(name or self.config.reward)
 
     def close(self) -> None:
         self.checker.close()

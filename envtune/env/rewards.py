@@ -1,4 +1,5 @@
-"""Episode rewards of every curriculum stage, as pure functions of an episode record.
+"""Episode rewards of every curriculum stage, as pure functions of an episode record
+(`envtune.env.record.EpisodeRecord`).
 
 - format (stage 1): N responses, C_format of them malformed, C_correct / C_error calls with a known
   tool and valid / invalid arguments (a call to an unknown tool counts as invalid), I_tool = 1 if any
@@ -11,21 +12,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from envtune.errors import EnvtuneError
-from dataclasses import dataclass
-from typing import Callable
 
-
-@dataclass(frozen=True)
-class EpisodeRecord:
-    """What rewards need to know about a finished (or truncated) episode."""
-
-    num_turns: int
-    turn_successes: tuple[bool, ...]  # one per turn closed so far, in order
-    responses: int = 0
-    format_violations: int = 0
-    valid_calls: int = 0
-    invalid_calls: int = 0
+if TYPE_CHECKING:
+    from envtune.env.record import EpisodeRecord
 
 
 def format_reward(record: EpisodeRecord) -> float:

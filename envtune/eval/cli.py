@@ -64,7 +64,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise EnvtuneError("--write applies to --rescore only")
     if not args.model:
         raise EnvtuneError("--model is required: a local path or Hugging Face id ('tiny' for the local test model), "
-                         "or the served model's name with --base-url")
+                           "or the served model's name with --base-url")
     if args.protocol == "native" and not args.base_url:
         raise EnvtuneError("--protocol native needs an endpoint (--base-url); local models speak envtune or prompt")
     tasks = select_tasks(args.split, args.ids, args.release)

@@ -21,6 +21,7 @@ from envtune.env.episode import Episode
 from envtune.eval.api import ChatEndpoint, ChatResult
 from envtune.eval.runner import EvalConfig, episode_record
 from envtune.rollout import GenerationBackend, RolloutEngine
+from envtune.rollout.driver import ChatDriver
 
 
 def play_local(
@@ -35,8 +36,7 @@ def play_local(
                 engine = RolloutEngine(backend, tokenizer, config.sampling(sample), config.max_completion_tokens)
                 rollouts = engine.run(episodes)
                 for episode, rollout in zip(episodes, rollouts):
-                    yield episode_record(episode, sample, rollout.messages, rollout.model_tokens,
-                                         len(rollout.prompt_ids) + len(rollout.completion_ids), rollout.truncated)
+                    yield episode_record(episode, rollout.record, sample, rollout.messages)
             finally:
                 for episode in episodes:
                     episode.close()
@@ -44,11 +44,8 @@ def play_local(
 
 @dataclass
 class _Conversation:
-    episode: Episode
+    driver: ChatDriver
     sample: int
-    messages: list[dict[str, Any]]
-    context_tokens: int = 0  # the longest request (prompt and completion) so far
-    completion_tokens: int = 0
     error: str | None = None
 
 
@@ -61,16 +58,16 @@ def play_endpoint(
     in_flight: dict[Future, _Conversation] = {}
 
     def ask(pool: ThreadPoolExecutor, conversation: _Conversation) -> None:
-        episode = conversation.episode
+        driver = conversation.driver
         sampling = {"temperature": config.temperature, "max_tokens": config.max_new_tokens,
                     "seed": config.seed + 1000 * conversation.sample}
-        tools = episode.tools() if config.protocol == "native" else None
-        in_flight[pool.submit(endpoint.complete, conversation.messages, tools, sampling)] = conversation
+        tools = driver.episode.tools() if config.protocol == "native" else None
+        in_flight[pool.submit(endpoint.complete, driver.messages, tools, sampling)] = conversation
 
     def finish(conversation: _Conversation) -> dict[str, Any]:
-        record = episode_record(conversation.episode, conversation.sample, conversation.messages,
-                                conversation.completion_tokens, conversation.context_tokens, error=conversation.error)
-        conversation.episode.close()
+        driver = conversation.driver
+        record = episode_record(driver.episode, driver.record(), conversation.sample, driver.messages, conversation.error)
+        driver.episode.close()
         return record
 
     pool = ThreadPoolExecutor(max_workers=endpoint.config.concurrency, thread_name_prefix="envtune-request")
@@ -78,25 +75,21 @@ def play_endpoint(
         while waiting or in_flight:
             while waiting and len(in_flight) < endpoint.config.concurrency:
                 task, sample = waiting.pop()
-                episode = Episode(task, config.episode_config())
-                ask(pool, _Conversation(episode, sample, episode.reset()))
+                ask(pool, _Conversation(ChatDriver(Episode(task, config.episode_config())), sample))
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 conversation = in_flight.pop(future)
                 result: ChatResult = future.result()
-                conversation.context_tokens = max(conversation.context_tokens, result.prompt_tokens + result.completion_tokens)
-                conversation.completion_tokens += result.completion_tokens
+                conversation.driver.count_tokens(result.prompt_tokens, result.completion_tokens)
                 if result.error is not None:
                     conversation.error = result.error
                     yield finish(conversation)
                     continue
-                step = conversation.episode.step(result.message)
-                conversation.messages = [*conversation.messages, result.message, *step.messages]
-                if step.done:
+                if conversation.driver.reply(result.message).done:
                     yield finish(conversation)
                 else:
                     ask(pool, conversation)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for conversation in in_flight.values():
-            conversation.episode.close()
+            conversation.driver.episode.close()

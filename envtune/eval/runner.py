@@ -32,6 +32,7 @@ from tqdm import tqdm
 from envtune.bfcl.scoring import category_mean, score_entry
 from envtune.bfcl.tasks import CATEGORIES, Task, task_index
 from envtune.env.episode import Episode, EpisodeConfig
+from envtune.env.record import EpisodeRecord
 from envtune.errors import EnvtuneError
 from envtune.run_files import append_jsonl, exclusive_directory, read_jsonl, trim_cut_line, write_atomically, write_json
 from envtune.rollout import SamplingParams
@@ -70,21 +71,18 @@ class EvalConfig:
         )
 
 
-def episode_record(
-    episode: Episode, sample: int, messages: list[dict], model_tokens: int, total_tokens: int,
-    truncated: bool = False, error: str | None = None,
-) -> dict[str, Any]:
-    """One (task, sample) as a line of results.jsonl."""
+def episode_record(episode: Episode, record: EpisodeRecord, sample: int, messages: list[dict],
+                   error: str | None = None) -> dict[str, Any]:
+    """One (task, sample) as a line of results.jsonl: the official verdict of the calls that ran, the
+    episode record, the decoded trajectory and the conversation."""
     verdict = episode.official_verdict()
-    info = episode.info()
+    fields = record.to_json()
+    del fields["task_id"]  # BFCL's key for it is "id"
     return {
-        "id": episode.task.id, "category": episode.task.category, "sample": sample,
+        "id": episode.task.id, "sample": sample,
         "valid": verdict.valid and error is None, "failing_turn": verdict.failing_turn,
         "error_type": verdict.error_type, "reason": verdict.reason, "request_error": error,
-        "turn_successes": info["turn_successes"], "progress": episode.reward("progress"),
-        "responses": info["responses"], "format_violations": info["format_violations"],
-        "valid_calls": info["valid_calls"], "invalid_calls": info["invalid_calls"], "force_quit": info["force_quit"],
-        "model_tokens": model_tokens, "total_tokens": total_tokens, "truncated": truncated,
+        "progress": record.reward("progress"), **fields,
         "decoded": episode.scored_trajectory(), "messages": messages,
     }
 

@@ -1,6 +1,10 @@
-"""Rollouts: many episodes at once against a generation backend, token in / token out."""
+"""Rollouts: episodes played token in / token out (or message by message) against a generator."""
 
+from envtune.rollout.driver import ChatDriver, Rollout, TokenDriver
+from envtune.rollout.engine import ChatRenderer, RolloutEngine
 from envtune.rollout.generation import GenerationBackend, GenerationRequest, HFBackend, SamplingParams
-from envtune.rollout.engine import ChatRenderer, Rollout, RolloutEngine
 
-__all__ = ["ChatRenderer", "GenerationBackend", "GenerationRequest", "HFBackend", "Rollout", "RolloutEngine", "SamplingParams"]
+__all__ = [
+    "ChatDriver", "ChatRenderer", "GenerationBackend", "GenerationRequest", "HFBackend", "Rollout", "RolloutEngine",
+    "SamplingParams", "TokenDriver",
+]

@@ -1,48 +1,22 @@
 """Drive many episodes at once against a generation backend, token in / token out.
 
-Each episode becomes one token sequence: `prompt_ids` (the chat template's rendering of the system
-prompt and first request, with the assistant header) and `completion_ids` (the model's replies and
-the environment's messages after it, in order), with `env_mask` marking which completion tokens the
-model wrote (1) and which the environment added (0, excluded from the loss). The model's tokens are
-kept exactly as generated; environment tokens are the template's rendering of the new messages, so
-every prefix equals what the chat template renders for the same messages.
+Each round sends every active episode's token sequence to the backend in one batch and feeds each
+reply to its `TokenDriver` (`envtune.rollout.driver`, which owns the budget and the stepping rules).
+Environment tokens are the chat template's rendering of the new messages after the model's end
+token, so every prefix equals what the template renders for the same messages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Sequence
 
 from envtune.env.episode import Episode
-from envtune.env.rewards import REWARDS
-from envtune.rollout.generation import GenerationBackend, GenerationRequest, SamplingParams
 from envtune.errors import EnvtuneError
+from envtune.rollout.driver import Rollout, TokenDriver
+from envtune.rollout.generation import GenerationBackend, GenerationRequest, SamplingParams
 
 Message = dict[str, Any]
-
-
-@dataclass
-class Rollout:
-    """One episode as training data, plus what a person needs to read it."""
-
-    task_id: str
-    prompt_ids: list[int]
-    completion_ids: list[int] = field(default_factory=list)
-    env_mask: list[int] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    truncated: bool = False  # hit the completion budget before the episode ended
-    reward: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def model_tokens(self) -> int:
-        return sum(self.env_mask)
-
-
-def record_outcome(rollout: Rollout, episode: Episode) -> None:
-    """Store the finished episode's stage reward, every named reward and its info on the rollout."""
-    rollout.reward = episode.reward()
-    rollout.info = {**episode.info(), "rewards": {name: episode.reward(name) for name in REWARDS}}
 
 
 class ChatRenderer:
@@ -65,20 +39,12 @@ class ChatRenderer:
         rendered_after = self.text([*before, *added], add_generation_prompt=True)
         if not rendered_after.startswith(rendered_before):
             raise EnvtuneError("the chat template does not render conversations prefix by prefix; "
-                             "token-in/token-out rollouts need a template that only appends")
+                               "token-in/token-out rollouts need a template that only appends")
         end = rendered_before.rfind(self.eos_text)
         if end < 0:
             raise EnvtuneError("the rendered assistant reply does not end with the tokenizer's end token")
         template_tail = rendered_before[end + len(self.eos_text):]
         return self.encode(template_tail + rendered_after[len(rendered_before):])
-
-
-@dataclass
-class _Running:
-    index: int
-    episode: Episode
-    rollout: Rollout
-    done: bool = False
 
 
 class RolloutEngine:
@@ -99,54 +65,25 @@ class RolloutEngine:
 
     def run(self, episodes: Sequence[Episode]) -> list[Rollout]:
         """Play every episode to its end or its token budget; returns one rollout per episode."""
-        running = []
-        for index, episode in enumerate(episodes):
-            if episode.config.protocol == "native":
-                raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native")
-            messages = episode.reset()
-            prompt_ids = self.renderer.encode(self.renderer.text(messages, add_generation_prompt=True))
-            running.append(_Running(index, episode, Rollout(episode.task.id, prompt_ids, messages=messages)))
+        drivers = [
+            TokenDriver(episode, self.renderer.encode(self.renderer.text(episode.reset(), add_generation_prompt=True)),
+                        self.tokenizer, self.max_completion_tokens)
+            for episode in episodes
+        ]
         round_number = 0
-        while active := [item for item in running if not item.done]:
+        while True:
+            limits = {index: driver.reply_limit(self.sampling.max_new_tokens)
+                      for index, driver in enumerate(drivers) if not driver.done}
+            active = [index for index in limits if not drivers[index].done]
+            if not active:
+                break
             seed = None if self.sampling.seed is None else self.sampling.seed + round_number
-            requests = [GenerationRequest(item.rollout.prompt_ids + item.rollout.completion_ids, item.index) for item in active]
+            requests = [GenerationRequest(drivers[index].token_ids, index, limits[index]) for index in active]
             outputs = self.backend.generate(requests, replace(self.sampling, seed=seed))
-            for item, generated in zip(active, outputs):
-                self._advance(item, generated)
+            for index, generated in zip(active, outputs):
+                driver = drivers[index]
+                answer = driver.add_reply(generated)
+                if answer is not None:
+                    driver.add_environment(self.renderer.environment_delta(answer.before, answer.messages))
             round_number += 1
-        for item in running:
-            record_outcome(item.rollout, item.episode)
-        return [item.rollout for item in running]
-
-    def _budget(self, rollout: Rollout) -> int:
-        return self.max_completion_tokens - len(rollout.completion_ids)
-
-    def _extend(self, rollout: Rollout, ids: Sequence[int], mask: int) -> bool:
-        """Append tokens within the budget; False (and truncated) when they did not all fit."""
-        room = self._budget(rollout)
-        rollout.completion_ids.extend(ids[:room])
-        rollout.env_mask.extend([mask] * min(len(ids), room))
-        if len(ids) > room:
-            rollout.truncated = True
-            return False
-        return True
-
-    def _advance(self, item: _Running, generated: Sequence[int]) -> None:
-        rollout, eos = item.rollout, self.backend.eos_token_id
-        if not self._extend(rollout, generated, mask=1):
-            item.done = True
-            return
-        if not generated or generated[-1] != eos:  # cut by max_new_tokens: close the reply for the model
-            if not self._extend(rollout, [eos], mask=0):
-                item.done = True
-                return
-        body = generated[:-1] if generated and generated[-1] == eos else generated
-        reply = {"role": "assistant", "content": self.tokenizer.decode(body, skip_special_tokens=False)}
-        before = [*rollout.messages, reply]
-        step = item.episode.step(reply)
-        rollout.messages = [*before, *step.messages]
-        if step.done:
-            item.done = True
-            return
-        if not self._extend(rollout, self.renderer.environment_delta(before, step.messages), mask=0):
-            item.done = True
+        return [driver.rollout() for driver in drivers]

@@ -25,14 +25,15 @@ class SamplingParams:
 class GenerationRequest:
     prompt_ids: Sequence[int]
     episode_index: int  # which episode of the batch asks (scripted backends answer per episode; others ignore it)
+    max_new_tokens: int | None = None  # this request's cap (what is left of its budget); None: the sampling's
 
 
 class GenerationBackend(Protocol):
     eos_token_id: int
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:
-        """One completion per request, without padding, ending at (and including) the end token
-        when the model produced it."""
+        """One completion per request, without padding, at most its `max_new_tokens` long, ending at
+        (and including) the end token when the model produced it."""
 
 
 class HFBackend:
@@ -56,20 +57,22 @@ class HFBackend:
         self.model.eval()
         try:
             for start in range(0, len(requests), self.batch_size):
-                batch = [list(request.prompt_ids) for request in requests[start:start + self.batch_size]]
+                chunk = requests[start:start + self.batch_size]
+                batch = [list(request.prompt_ids) for request in chunk]
+                caps = [request.max_new_tokens or sampling.max_new_tokens for request in chunk]
                 width = max(len(ids) for ids in batch)
                 input_ids = torch.tensor([[self.pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
                 attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
                 with torch.no_grad():
                     output = self.model.generate(
-                        input_ids=input_ids, attention_mask=attention, max_new_tokens=sampling.max_new_tokens,
+                        input_ids=input_ids, attention_mask=attention, max_new_tokens=max(caps),
                         do_sample=sampling.do_sample, temperature=sampling.temperature if sampling.do_sample else None,
                         top_p=sampling.top_p if sampling.do_sample else None,
                         top_k=sampling.top_k if sampling.do_sample else None,
                         eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id, use_cache=True,
                     )
-                for row in output[:, width:].tolist():
-                    completions.append(_until_eos(row, self.eos_token_id))
+                for row, cap in zip(output[:, width:].tolist(), caps):
+                    completions.append(_until_eos(row[:cap], self.eos_token_id))
         finally:
             self.model.train(was_training)
         return completions

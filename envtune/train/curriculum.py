@@ -69,20 +69,17 @@ def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
     for category in CATEGORIES:
         scored = [rollout for rollout, task in zip(rollouts, tasks) if task.category == category]
         if scored:
-            accuracies[category] = sum(rollout.info["rewards"]["binary"] for rollout in scored) / len(scored)
+            accuracies[category] = sum(rollout.record.reward("binary") for rollout in scored) / len(scored)
             metrics[f"val/accuracy_{category}"] = accuracies[category]
     metrics["val/accuracy"] = category_mean(accuracies)
-    metrics["val/progress"] = sum(rollout.info["rewards"]["progress"] for rollout in rollouts) / len(rollouts)
+    metrics["val/progress"] = sum(rollout.record.reward("progress") for rollout in rollouts) / len(rollouts)
     return metrics
 
 
 def rollout_record(rollout: Rollout) -> dict[str, Any]:
-    """A rollout as a person reads it."""
-    return {
-        "task_id": rollout.task_id, "reward": rollout.reward, "truncated": rollout.truncated,
-        "rewards": rollout.info.get("rewards"), "turn_verdicts": rollout.info.get("turn_verdicts"),
-        "hints": rollout.info.get("hints"), "messages": rollout.messages[1:],  # the system prompt is in config
-    }
+    """A rollout as a person reads it: the episode record, every reward and the conversation."""
+    return {**rollout.record.to_json(), "reward": rollout.reward, "rewards": rollout.record.rewards(),
+            "messages": rollout.messages[1:]}  # the system prompt is in config
 
 
 # ----- one stage -------------------------------------------------------------------------------
@@ -186,10 +183,10 @@ class CurriculumRun:
         self.placement = placement or resolve_placement()
         if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
             raise EnvtuneError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
-                             f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
+                               f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
         if self.placement.dtype == torch.float16:
             raise EnvtuneError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
-                             "loss scaling); use --dtype bfloat16, float32 or auto")
+                               "loss scaling); use --dtype bfloat16, float32 or auto")
         self.config = config
         self.model_source = str(model)
         self.output = Path(output)

@@ -2,7 +2,7 @@
 
 TRL hands `rollout_func` the prompts of a batch (each task id repeated `num_generations` times);
 we play each as an episode with the rollout engine against the policy being trained and return
-token ids, the environment mask (environment tokens get no loss) and the episode's numbers as
+token ids, the loss mask (environment tokens get no loss) and the episode record's metrics as
 extra fields. The stage's reward is one of those fields, read back by `episode_reward`.
 """
 
@@ -13,32 +13,18 @@ from typing import Any, Callable, Sequence
 
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
+from envtune.env.record import METRIC_NAMES
 from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.errors import EnvtuneError
 
-# Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs).
-EPISODE_FIELDS = (
-    "episode_reward", "progress", "format_reward", "turn_success_rate", "format_error_rate",
-    "tool_calls", "hints", "rounds", "model_tokens", "truncated",
-)
+# Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs):
+# the stage reward, then the episode record's metrics.
+EPISODE_FIELDS = ("episode_reward", *METRIC_NAMES)
 
 
 def episode_numbers(rollout: Rollout) -> dict[str, float]:
-    """What a practitioner watches for one episode, from its rollout."""
-    info = rollout.info
-    successes = info["turn_successes"]
-    return {
-        "episode_reward": rollout.reward,
-        "progress": info["rewards"]["progress"],
-        "format_reward": info["rewards"]["format"],
-        "turn_success_rate": sum(successes) / max(len(successes), 1),
-        "format_error_rate": info["format_violations"] / max(info["responses"], 1),
-        "tool_calls": float(info["valid_calls"] + info["invalid_calls"]),
-        "hints": float(len(info["hints"])),
-        "rounds": float(info["responses"]),
-        "model_tokens": float(rollout.model_tokens),
-        "truncated": float(rollout.truncated),
-    }
+    """The extra fields of one episode, by EPISODE_FIELDS name."""
+    return {"episode_reward": rollout.reward, **rollout.record.metrics()}
 
 
 @dataclass
@@ -79,7 +65,7 @@ class EpisodeRollouts:
         output: dict[str, Any] = {
             "prompt_ids": [rollout.prompt_ids for rollout in rollouts],
             "completion_ids": [rollout.completion_ids for rollout in rollouts],
-            "env_mask": [rollout.env_mask for rollout in rollouts],
+            "env_mask": [rollout.loss_mask for rollout in rollouts],  # TRL's name for the loss mask
             "logprobs": None,
         }
         for name in EPISODE_FIELDS:

@@ -33,8 +33,7 @@ from verl.experimental.agent_loop.tool_agent_loop import SPEC_DECODE_EXTRA_KEYS
 
 from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
-from envtune.rollout.engine import Rollout, record_outcome
-from envtune.train.grpo import episode_numbers
+from envtune.rollout.driver import Rollout, TokenDriver
 from envtune.verl.data import AGENT_NAME, EpisodeSpec
 from envtune.errors import EnvtuneError
 
@@ -71,7 +70,7 @@ class EpisodeAgentLoop(AgentLoopBase):
         spec = EpisodeSpec.from_kwargs(row.get("interaction_kwargs") or {})
         if spec.episode.protocol == "native":
             raise EnvtuneError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
-                             "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
+                               "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
         tasks = _tasks(spec.release)
         if spec.task_id not in tasks:
             raise EnvtuneError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
@@ -83,82 +82,47 @@ class EpisodeAgentLoop(AgentLoopBase):
         messages = episode.reset()
         if raw_prompt is not None and _messages(raw_prompt) != messages:
             raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: "
-                             "rebuild the data with `envtune verl data` (or `envtune tune --engine verl`)")
+                               "rebuild the data with `envtune verl data` (or `envtune tune --engine verl`)")
         budget = self.rollout_config.response_length
-        end_id = self.tokenizer.eos_token_id
+        driver = TokenDriver(episode, await self.ct_build_initial_tokens(messages), self.tokenizer, budget)
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
         server_fields: dict[str, Any] = {}
-        tokens = await self.ct_build_initial_tokens(messages)
-        mask: list[int] = []
-        logprobs: list[float] | None = None
-        truncated = False
-        while not episode.done:
-            room = budget - len(mask)
-            if room <= 0:
-                truncated = True
+        while not driver.done:
+            limit = driver.reply_limit(spec.max_reply_tokens)
+            if driver.done:
                 break
             started = time.perf_counter()
             output = await self.server_manager.generate(
-                request_id=request_id, prompt_ids=tokens,
-                sampling_params={**sampling_params, "max_tokens": min(spec.max_reply_tokens, room)},
+                request_id=request_id, prompt_ids=driver.token_ids, sampling_params={**sampling_params, "max_tokens": limit},
             )
             timing["generate_sequences"] += time.perf_counter() - started
             merge_server_fields(server_fields, dict(output.extra_fields))
-            if not output.log_probs:
-                logprobs = None  # a server without log-probs: none are reported for the trajectory
-            elif logprobs is None and not mask:
-                logprobs = []
-            merged, mask, logprobs = await self.ct_merge_assistant_token(
-                tokens, output.token_ids, mask, logprobs, assistant_logprobs=output.log_probs if logprobs is not None else None,
-            )
-            tokens = merged.token_ids
-            generated = list(output.token_ids)
-            ended = bool(generated) and generated[-1] == end_id
-            reply = {"role": "assistant",
-                     "content": self.tokenizer.decode(generated[:-1] if ended else generated, skip_special_tokens=False)}
             started = time.perf_counter()
-            step = episode.step(reply)
+            answer = driver.add_reply(output.token_ids, output.log_probs or None)
             timing["tool_calls"] += time.perf_counter() - started
-            before = [*messages, reply]
-            messages = [*before, *step.messages]
-            if step.done:
-                break
-            if not ended:  # cut by max_tokens: close the reply as the template would, without loss
-                tokens, mask = [*tokens, end_id], [*mask, 0]
-                logprobs = None if logprobs is None else [*logprobs, 0.0]
-            merged, new_mask, new_logprobs = await self.ct_merge_context_msg(before, messages, tokens, mask, logprobs)
-            if len(new_mask) >= budget:  # the environment's answer does not fit: the episode stops here
-                truncated = True
-                break
-            tokens, mask, logprobs = merged.token_ids, new_mask, new_logprobs
-        return self._output(episode, tokens, mask, logprobs, messages, truncated, timing, server_fields)
+            if answer is not None:
+                tokens = driver.token_ids
+                merged, _, _ = await self.ct_merge_context_msg(answer.before, [*answer.before, *answer.messages], tokens, [])
+                replaced = merged.removed_prefix_token_count
+                driver.add_environment(merged.token_ids[len(tokens) - replaced:], replaced)
+        return self._output(driver.rollout(), timing, server_fields)
 
-    def _output(self, episode: Episode, tokens: list[int], mask: list[int],
-                logprobs: list[float] | None, messages: list[dict], truncated: bool,
-                timing: dict[str, float], server_fields: dict[str, Any]) -> AgentLoopOutput:
-        budget = self.rollout_config.response_length
-        response = tokens[len(tokens) - len(mask):] if mask else []
-        rollout = Rollout(episode.task.id, tokens[: len(tokens) - len(mask)], response, mask, messages, truncated)
-        record_outcome(rollout, episode)
-        numbers = episode_numbers(rollout)
-        reward_extra_info = {
-            "acc": rollout.info["rewards"]["binary"],
-            **{name: value for name, value in numbers.items() if name != "episode_reward"},
-        }
+    def _output(self, rollout: Rollout, timing: dict[str, float], server_fields: dict[str, Any]) -> AgentLoopOutput:
+        record = rollout.record
         return AgentLoopOutput(
             prompt_ids=rollout.prompt_ids,
-            response_ids=response[:budget],
-            response_mask=mask[:budget],
-            response_logprobs=logprobs[:budget] if logprobs is not None else None,
+            response_ids=rollout.completion_ids,
+            response_mask=rollout.loss_mask,
+            response_logprobs=rollout.logprobs,
             reward_score=rollout.reward,
-            num_turns=len(messages),
+            num_turns=len(rollout.messages),
             metrics=AgentLoopMetrics(**timing),
             extra_fields={
                 **server_fields,
-                "reward_extra_info": reward_extra_info,
-                "turn_scores": [1.0 if passed else 0.0 for passed in rollout.info["turn_successes"]],
+                "reward_extra_info": record.metrics(),
+                "turn_scores": [1.0 if passed else 0.0 for passed in record.turn_successes],
                 "tool_rewards": [],
-                "tool_call_counts": int(numbers["tool_calls"]),
+                "tool_call_counts": record.tool_calls,
             },
         )

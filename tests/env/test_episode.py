@@ -41,10 +41,10 @@ def test_an_answer_closes_the_turn_and_the_next_request_follows(tasks):
     with Episode(task) as episode:
         episode.reset()
         step = episode.step(ground_truth_reply(episode, task.ground_truth[0]))
-        assert not step.done and step.info["turn"] == 0 and step.messages[0]["content"].startswith("<tool_response>")
+        assert not step.done and step.record.turn == 0 and step.messages[0]["content"].startswith("<tool_response>")
         step = episode.step(ANSWER)
         assert step.messages == [{"role": "user", "content": task.turns[1][0]["content"]}]
-        assert step.info["turn_successes"] == [True] and step.info["turn"] == 1
+        assert step.record.turn_successes == (True,) and step.record.turn == 1
 
 
 def test_standard_feedback_carries_official_results_byte_for_byte(tasks):
@@ -67,16 +67,16 @@ def test_augmented_feedback_adds_hints_without_changing_anything_else(tasks):
         with Episode(task, EpisodeConfig(feedback=mode)) as episode:
             episode.reset()
             messages = [episode.step(reply).messages for reply in replies]
-            runs[mode] = (messages, episode.checker.session.state(), episode.info())
+            runs[mode] = (messages, episode.checker.session.state(), episode.record)
     standard, augmented = runs["standard"], runs["augmented"]
     assert standard[1] == augmented[1]  # same environment state
-    assert standard[2]["turn_successes"] == augmented[2]["turn_successes"]
+    assert standard[2].turn_successes == augmented[2].turn_successes
     standard_lines = standard[0][0][0]["content"].split("\n")
     augmented_lines = [line for line in augmented[0][0][0]["content"].split("\n") if not line.startswith(HINT_PREFIX)]
     assert standard_lines == augmented_lines
     assert augmented[0][0][0]["content"].count(HINT_PREFIX) == 2
-    assert [hint["kind"].split(".")[0] for hint in augmented[2]["hints"]] == ["file_system", "file_system"]
-    assert standard[2]["hints"] == []
+    assert [hint.kind.split(".")[0] for hint in augmented[2].hints] == ["file_system", "file_system"]
+    assert standard[2].hints == ()
 
 
 def test_a_format_error_counts_as_a_step_and_runs_nothing(tasks):
@@ -85,7 +85,7 @@ def test_a_format_error_counts_as_a_step_and_runs_nothing(tasks):
         episode.reset()
         step = episode.step("I will look at the files now.")
         assert step.messages[0]["content"].startswith("Your last reply could not be read: Text outside the tags")
-        assert (step.info["step"], step.info["format_violations"], step.info["turn"]) == (1, 1, 0)
+        assert (step.record.step, step.record.format_violations, step.record.turn) == (1, 1, 0)
 
 
 def test_the_step_limit_closes_the_turn(tasks):
@@ -94,7 +94,7 @@ def test_the_step_limit_closes_the_turn(tasks):
         episode.reset()
         episode.step(call_reply(("ls", {})))
         step = episode.step(call_reply(("pwd", {})))
-        assert step.info["turn"] == 1 and step.info["turn_successes"] == [False]
+        assert step.record.turn == 1 and step.record.turn_successes == (False,)
         assert step.messages[0]["content"].startswith("<tool_response>")  # results of the last step still shown
         assert step.messages[-1] == {"role": "user", "content": task.turns[1][0]["content"]}
 
@@ -103,7 +103,7 @@ def test_the_step_limit_closes_the_turn(tasks):
 def test_a_non_call_reply_closes_the_turn(tasks, protocol, reply):
     with Episode(tasks["multi_turn_base_0"], EpisodeConfig(protocol=protocol)) as episode:
         episode.reset()
-        assert episode.step(reply).info["turn_successes"] == [False]
+        assert episode.step(reply).record.turn_successes == (False,)
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def at_ask_turn(tasks):
 def test_an_ask_turn_rewards_an_answer(at_ask_turn):
     episode, turn = at_ask_turn
     step = episode.step("<think>the value is missing</think><answer>Which one do you mean?</answer>")
-    assert step.info["turn_successes"][turn] is True
+    assert step.record.turn_successes[turn] is True
     assert CALLED_WHEN_ASKING not in step.messages[0]["content"]
 
 
@@ -130,7 +130,7 @@ def test_an_ask_turn_call_scores_zero_is_not_run_and_is_warned_about(at_ask_turn
     episode, turn = at_ask_turn
     before = copy.deepcopy(episode.checker.session.state())
     step = episode.step(ground_truth_reply(episode, episode.task.ground_truth[turn + 1]))
-    assert step.info["turn_successes"][turn] is False
+    assert step.record.turn_successes[turn] is False
     assert episode.checker.session.state() == before
     assert step.messages[0]["content"].startswith(CALLED_WHEN_ASKING)
 
@@ -157,7 +157,7 @@ def test_the_episode_ends_after_the_last_turn(tasks):
         episode.reset()
         for _ in range(task.num_turns):
             step = episode.step(ANSWER)
-        assert step.done and step.messages == [] and len(step.info["turn_verdicts"]) == task.num_turns
+        assert step.done and step.messages == [] and len(step.record.turn_verdicts) == task.num_turns
         with pytest.raises(RuntimeError, match="is done"):
             episode.step(ANSWER)
 

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envtune.env.rewards import EpisodeRecord, binary_reward, format_reward, mixed_reward, progress_reward, reward
+from envtune.env.record import EpisodeRecord
+from envtune.env.rewards import binary_reward, format_reward, mixed_reward, progress_reward, reward
 
 
 @st.composite

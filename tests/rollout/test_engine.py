@@ -56,7 +56,7 @@ def test_every_sequence_is_the_template_rendering_of_its_messages(tiny, protocol
             if message["role"] == "assistant":
                 prefix = renderer.encode(renderer.text(rollout.messages[:cut], add_generation_prompt=True))
                 assert (rollout.prompt_ids + rollout.completion_ids)[: len(prefix)] == prefix
-        model_tokens = [token for token, mask in zip(rollout.completion_ids, rollout.env_mask) if mask]
+        model_tokens = [token for token, mask in zip(rollout.completion_ids, rollout.loss_mask) if mask]
         assert model_tokens == [token for reply in backend.replies[index] for token in reply]
 
 
@@ -72,9 +72,9 @@ def test_the_completion_budget_truncates_cleanly(tiny):
     episodes = episodes_for(count=3)
     rollouts = RolloutEngine(OracleBackend(tokenizer, episodes), tokenizer, max_completion_tokens=150).run(episodes)
     for rollout, episode in zip(rollouts, episodes):
-        assert rollout.truncated and len(rollout.completion_ids) == 150 == len(rollout.env_mask)
+        assert rollout.truncated and len(rollout.completion_ids) == 150 == len(rollout.loss_mask)
         assert 0.0 <= rollout.reward < 1.0
-        assert rollout.info["turn_successes"] == episode.turn_successes  # scored on the turns reached
+        assert list(rollout.record.turn_successes) == episode.turn_successes  # scored on the turns reached
 
 
 def test_a_reply_cut_by_max_new_tokens_is_closed_by_the_environment(tiny):
@@ -84,8 +84,8 @@ def test_a_reply_cut_by_max_new_tokens_is_closed_by_the_environment(tiny):
     rollouts = RolloutEngine(backend, tokenizer, max_completion_tokens=2_000).run(episodes)
     for rollout in rollouts:
         first_cut = rollout.completion_ids[:6]
-        assert rollout.env_mask[:6] == [1] * 5 + [0] and first_cut[5] == tokenizer.eos_token_id
-        assert rollout.info["format_violations"] >= 1
+        assert rollout.loss_mask[:6] == [1] * 5 + [0] and first_cut[5] == tokenizer.eos_token_id
+        assert rollout.record.format_violations >= 1
 
 
 def test_the_tiny_model_generates_batched_rollouts(tiny):
@@ -95,5 +95,5 @@ def test_the_tiny_model_generates_batched_rollouts(tiny):
                            SamplingParams(max_new_tokens=16, seed=0), max_completion_tokens=120)
     rollouts = engine.run(episodes)
     for rollout in rollouts:
-        assert len(rollout.completion_ids) == len(rollout.env_mask) <= 120
+        assert len(rollout.completion_ids) == len(rollout.loss_mask) <= 120
         assert rollout.model_tokens > 0 and rollout.messages[0]["role"] == "system"

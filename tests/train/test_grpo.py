@@ -37,7 +37,7 @@ class HalfOracle:
         self.rollouts_ref = rollouts_ref
 
     def generate(self, requests, sampling):
-        generated = iter(self.model_backend.generate([r for r in requests if r.episode % 2], sampling))
+        generated = iter(self.model_backend.generate([r for r in requests if r.episode_index % 2], sampling))
         episodes = self.rollouts_ref[0].episodes
         return [
             next(generated) if request.episode_index % 2
@@ -61,7 +61,7 @@ def test_grpo_steps_on_episodes_change_the_weights(tmp_path):
     trainer.train()
     assert any(not torch.equal(parameter, before[name]) for name, parameter in model.named_parameters())
     assert len(logged) == 1 and len(logged[0]) == 4  # 2 tasks x 2 generations
-    assert all(len(rollout.env_mask) == len(rollout.completion_ids) <= 200 for rollout in logged[0])
+    assert all(len(rollout.loss_mask) == len(rollout.completion_ids) <= 200 for rollout in logged[0])
     assert [rollout.reward > 0 for rollout in logged[0]] == [True, False, True, False]
     history = trainer.state.log_history[0]
     assert "grad_norm" in history and "kl" in history and "entropy" in history
@@ -110,12 +110,13 @@ def test_environment_tokens_carry_no_loss(tmp_path):
 
 
 def test_every_episode_number_reaches_the_reward_functions():
-    from envtune.rollout.engine import Rollout
+    from envtune.env.record import EpisodeRecord, HintUse
+    from envtune.rollout import Rollout
     from envtune.train.grpo import episode_numbers
 
-    info = {"turn_successes": [True, False], "responses": 4, "format_violations": 1, "valid_calls": 2,
-            "invalid_calls": 1, "hints": [{"kind": "x"}], "rewards": {"progress": 0.25, "format": 1.4}}
-    numbers = episode_numbers(Rollout("multi_turn_base_0", [1], [2, 3], [1, 0], reward=0.25, info=info))
+    record = EpisodeRecord(num_turns=2, turn_successes=(True, False), responses=4, format_violations=1, valid_calls=2,
+                           invalid_calls=1, hints=(HintUse(0, 1, "x"),))
+    numbers = episode_numbers(Rollout("multi_turn_base_0", [1], [2, 3], [1, 0], None, [], record, reward=0.25))
     assert set(numbers) == set(EPISODE_FIELDS)
     assert numbers["format_error_rate"] == 0.25 and numbers["turn_success_rate"] == 0.5 and numbers["tool_calls"] == 3.0
 

@@ -128,7 +128,7 @@ def test_multi_turn_episode_tokens_masks_reward_and_extra_fields(tiny, tasks, cu
     assert info["acc"] == 0.0 and info["progress"] == pytest.approx(mirror.reward("progress"))
     assert info["rounds"] == len(server.generated) and info["truncated"] == 0.0
     assert info["format_error_rate"] > 0
-    assert extra["tool_call_counts"] == mirror.counters.valid_calls + mirror.counters.invalid_calls
+    assert extra["tool_call_counts"] == mirror.valid_calls + mirror.invalid_calls
     assert output.num_turns == len(server.messages)
     assert all(cap == 1024 for cap in server.max_tokens)
     # veRL's staleness control reads which weight versions generated the trajectory
