@@ -1,4 +1,4 @@
-"""Reward formulas of the SPEC, with property tests for bounds and monotonicity."""
+"""The reward formulas (see envtune.env.rewards), with property tests for bounds and monotonicity."""
 
 import pytest
 from hypothesis import given
