@@ -23,7 +23,7 @@ played. Held-out tools stay hidden until their turn, which announces them with t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from envtune.bfcl.arguments import check_arguments
 from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
@@ -32,7 +32,7 @@ from envtune.bfcl.tasks import Task, to_openai_tool
 from envtune.env import prompts
 from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
 from envtune.env.rewards import REWARDS, EpisodeRecord, reward
-from envtune.feedback import augment
+from envtune.feedback import DEFAULT_RULES, Rule, augment
 from envtune.errors import EnvtuneError
 
 FEEDBACK_MODES = ("standard", "augmented")
@@ -93,14 +93,19 @@ class _Counters:
     valid_calls: int = 0
     invalid_calls: int = 0
     hints: list[dict[str, Any]] = field(default_factory=list)
+    hint_rule_errors: int = 0
 
 
 class Episode:
     """An independent episode over its own backends; `close()` (or `with`) frees them."""
 
-    def __init__(self, task: Task, config: EpisodeConfig = EpisodeConfig(), limits: CallLimits = DEFAULT_LIMITS):
+    def __init__(
+        self, task: Task, config: EpisodeConfig = EpisodeConfig(), limits: CallLimits = DEFAULT_LIMITS,
+        *, rules: Sequence[Rule] = DEFAULT_RULES,
+    ):
         self.task = task
         self.config = config
+        self.rules = rules  # the hint rules of augmented feedback
         self.checker = TurnChecker(task, limits)
         self.turn = 0
         self.step_in_turn = 0
@@ -239,10 +244,11 @@ class Episode:
             }
             shown = []
             for call, result in zip(response.calls, results):
-                text, hint = augment(self.checker.session, call, result, docs, held_out)
-                if hint is not None:
-                    self.counters.hints.append({"turn": self.turn, "step": self.step_in_turn, "kind": hint.kind})
-                shown.append(text)
+                augmented = augment(self.checker.session, call, result, docs, held_out, rules=self.rules)
+                self.counters.hint_rule_errors += len(augmented.rule_errors)
+                if augmented.hint is not None:
+                    self.counters.hints.append({"turn": self.turn, "step": self.step_in_turn, "kind": augmented.hint.kind})
+                shown.append(augmented.text)
             results = shown
         return result_messages(self.config.protocol, response, results, prompts.REMINDER[self.config.protocol])
 
@@ -299,6 +305,7 @@ class Episode:
             "valid_calls": self.counters.valid_calls,
             "invalid_calls": self.counters.invalid_calls,
             "hints": list(self.counters.hints),
+            "hint_rule_errors": self.counters.hint_rule_errors,
         }
 
     def close(self) -> None:
