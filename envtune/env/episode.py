@@ -23,6 +23,7 @@ played. Held-out tools stay hidden until their turn, which announces them with t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from envtune.bfcl.arguments import check_arguments
 from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
@@ -32,7 +33,7 @@ from envtune.env import prompts
 from envtune.env.protocols import PROTOCOLS, Message, ParsedResponse, parse, result_messages
 from envtune.env.record import EpisodeRecord, HintUse
 from envtune.env.rewards import REWARDS
-from envtune.feedback import augment
+from envtune.feedback import DEFAULT_RULES, Rule, augment
 from envtune.errors import EnvtuneError
 
 FEEDBACK_MODES = ("standard", "augmented")
@@ -90,9 +91,13 @@ class StepResult:
 class Episode:
     """An independent episode over its own backends; `close()` (or `with`) frees them."""
 
-    def __init__(self, task: Task, config: EpisodeConfig = EpisodeConfig(), limits: CallLimits = DEFAULT_LIMITS):
+    def __init__(
+        self, task: Task, config: EpisodeConfig = EpisodeConfig(), limits: CallLimits = DEFAULT_LIMITS,
+        *, rules: Sequence[Rule] = DEFAULT_RULES,
+    ):
         self.task = task
         self.config = config
+        self.rules = rules  # the hint rules of augmented feedback
         self.checker = TurnChecker(task, limits)
         self.turn = 0
         self.step_in_turn = 0
@@ -104,6 +109,7 @@ class Episode:
         self.valid_calls = 0
         self.invalid_calls = 0
         self.hints: list[HintUse] = []
+        self.hint_rule_errors = 0  # hint rules that raised (each is also warned)
         self._called_when_asking = False
         self._docs_turn, self._docs = -1, {}
         # turn -> step -> call strings of the calls that ran: what the official checker would score
@@ -234,10 +240,11 @@ class Episode:
             }
             shown = []
             for call, result in zip(response.calls, results):
-                text, hint = augment(self.checker.session, call, result, docs, held_out)
-                if hint is not None:
-                    self.hints.append(HintUse(self.turn, self.step_in_turn, hint.kind))
-                shown.append(text)
+                augmented = augment(self.checker.session, call, result, docs, held_out, rules=self.rules)
+                self.hint_rule_errors += len(augmented.rule_errors)
+                if augmented.hint is not None:
+                    self.hints.append(HintUse(self.turn, self.step_in_turn, augmented.hint.kind))
+                shown.append(augmented.text)
             results = shown
         return result_messages(self.config.protocol, response, results, prompts.REMINDER[self.config.protocol])
 
@@ -275,7 +282,7 @@ class Episode:
             num_turns=self.task.num_turns, turn_successes=tuple(self.turn_successes), responses=self.responses,
             format_violations=self.format_violations, valid_calls=self.valid_calls, invalid_calls=self.invalid_calls,
             task_id=self.task.id, category=self.task.category, step=self.step_in_turn, done=self.done,
-            force_quit=self.force_quit, turn_verdicts=tuple(self.turn_verdicts), hints=tuple(self.hints),
+            force_quit=self.force_quit, turn_verdicts=tuple(self.turn_verdicts), hints=tuple(self.hints), hint_rule_errors=self.hint_rule_errors,
         )
 
     def reward(self, name: str | None = None) -> float:

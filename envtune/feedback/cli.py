@@ -8,6 +8,7 @@ from pathlib import Path
 
 from envtune.bfcl.release import RELEASES
 from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
+from envtune.feedback import DEFAULT_RULES
 from envtune.feedback.coverage import measure
 
 COVERAGE_GOAL = 0.90
@@ -35,14 +36,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    """The hint catalogue: every rule with its category and the tools it covers."""
-    from envtune.feedback import rules  # noqa: F401  (registers every rule)
-    from envtune.feedback.core import RULES
-
-    for rule in RULES:
+    """The hint catalogue: every default rule, in the order they are tried, with its category and tools."""
+    for rule in DEFAULT_RULES:
         tools = "any tool" if rule.tools is None else ", ".join(sorted(rule.tools))
         print(f"{rule.kind:<42} {rule.category:<21} {tools}")
-    print(f"{len(RULES)} rules")
+    print(f"{len(DEFAULT_RULES)} rules")
     return 0
 
 

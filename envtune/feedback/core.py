@@ -8,6 +8,10 @@ available here, and rules point to the tool that finds a value rather than listi
 
 Hint categories follow the paper's error taxonomy: dependency_missing, parameter_constraint,
 state_prerequisite, format_mismatch, resource_unavailable.
+
+There is no global registry: `hint_rule` only builds a `Rule`, and `find_hint` and `augment` take the
+rules to try, in order. The built-in ones live in `envtune.feedback.rules`, which this module never
+imports, so a caller can pass its own set (`envtune.feedback.DEFAULT_RULES` plus or minus some).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from envtune.bfcl.calls import ParsedCall, ToolCall
 from envtune.bfcl.executor import ERROR_PREFIX, ToolSession
@@ -93,13 +97,17 @@ class Hint:
     text: str
 
 
+# A rule's body: `write(context, match)` returns the hint text, or None when it has nothing useful to say.
+Writer = Callable[[FeedbackContext, re.Match], str | None]
+
+
 @dataclass(frozen=True)
 class Rule:
     kind: str
     category: str
     tools: frozenset[str] | None  # None: any tool
     pattern: re.Pattern
-    write: Callable[[FeedbackContext, re.Match], str | None]
+    write: Writer
 
     def apply(self, context: FeedbackContext) -> Hint | None:
         if self.tools is not None and (context.call is None or context.call.name not in self.tools):
@@ -111,20 +119,21 @@ class Rule:
         return Hint(self.kind, self.category, text) if text else None
 
 
-RULES: list[Rule] = []
+class HintRuleWarning(RuntimeWarning):
+    """A hint rule raised: it was skipped, so its hint is missing until the rule is fixed."""
 
 
-def hint_rule(kind: str, category: str, pattern: str, tools: Iterable[str] | None = None):
-    """Register a rule: `write(context, match) -> hint text | None` runs when a call of one of
-    `tools` fails with an error matching `pattern` (a regular expression, searched)."""
+def hint_rule(kind: str, category: str, pattern: str, tools: Iterable[str] | None = None) -> Callable[[Writer], Rule]:
+    """Decorate `write(context, match) -> hint text | None` into a `Rule` that runs when a call of one of
+    `tools` fails with an error matching `pattern` (a regular expression, searched). The rule takes
+    effect only in the rule sets it is listed in."""
     if category not in CATEGORIES:
         raise EnvtuneError(f"unknown hint category {category!r}; choose from {', '.join(CATEGORIES)}")
 
-    def register(write: Callable[[FeedbackContext, re.Match], str | None]):
-        RULES.append(Rule(kind, category, frozenset(tools) if tools is not None else None, re.compile(pattern), write))
-        return write
+    def make(write: Writer) -> Rule:
+        return Rule(kind, category, frozenset(tools) if tools is not None else None, re.compile(pattern), write)
 
-    return register
+    return make
 
 
 # Tools that report failure without an `error` key: tool -> (status key that is false on failure,
@@ -149,14 +158,14 @@ def login_step(context: FeedbackContext, login_tool: str, how: str | None = None
 LOGIN_REQUIRED = r"User not authenticated\. Please log in to (?P<action>[^.]+)\."
 
 
-def login_required_rule(kind: str, system: str, login_tool: str, tools: Iterable[str]) -> None:
-    """Register the hint for LOGIN_REQUIRED on `tools`: what needed the login in `system`, and how to log in."""
+def login_required_rule(kind: str, system: str, login_tool: str, tools: Iterable[str]) -> Rule:
+    """The rule for LOGIN_REQUIRED on `tools`: what needed the login in `system`, and how to log in."""
 
     def not_logged_in(context: FeedbackContext, match: re.Match) -> str:
         return (f"You are not logged in to the {system}, which is needed to {match['action']}. "
                 f"{login_step(context, login_tool)}")
 
-    hint_rule(kind, "state_prerequisite", LOGIN_REQUIRED, tools)(not_logged_in)
+    return hint_rule(kind, "state_prerequisite", LOGIN_REQUIRED, tools)(not_logged_in)
 
 
 def error_message(result: str, tool: str | None = None) -> str | None:
@@ -197,24 +206,41 @@ def error_message(result: str, tool: str | None = None) -> str | None:
     return None
 
 
-def find_hint(context: FeedbackContext) -> Hint | None:
-    """The first rule that has a hint for this failure (rules register in import order)."""
-    from envtune.feedback import rules  # noqa: F401  (registers every rule module)
+def _first_hint(context: FeedbackContext, rules: Iterable[Rule]) -> tuple[Hint | None, tuple[str, ...]]:
+    """The first hint of `rules` (tried in order), and the kinds of the rules that raised before it.
 
-    for rule in RULES:
+    A broken rule must not break the episode, so it is skipped, but loudly: a HintRuleWarning names it.
+    """
+    failed: list[str] = []
+    for rule in rules:
         try:
             hint = rule.apply(context)
-        except Exception as error:  # a broken rule must not break the episode: skip it, loudly
-            warnings.warn(f"hint rule {rule.kind} failed on {context.error!r}: {error!r}", RuntimeWarning, stacklevel=2)
+        except Exception as error:
+            message = f"hint rule {rule.kind} failed on {context.error!r}: {error!r}"
+            warnings.warn(message, HintRuleWarning, stacklevel=3)
+            failed.append(rule.kind)
             continue
         if hint is not None:
-            return hint
-    return None
+            return hint, tuple(failed)
+    return None, tuple(failed)
+
+
+def find_hint(context: FeedbackContext, rules: Sequence[Rule]) -> Hint | None:
+    """The first hint `rules` give for this failure, trying them in order (None: none has one)."""
+    return _first_hint(context, rules)[0]
 
 
 def render(result: str, hint: Hint | None) -> str:
     """The augmented message: the official result, then the hint on its own line."""
     return result if hint is None else f"{result}\n{HINT_PREFIX}{hint.text}"
+
+
+class Augmented(NamedTuple):
+    """What `augment` made of one result."""
+
+    text: str  # the message the model sees
+    hint: Hint | None  # the hint appended to it (None: the result is unchanged)
+    rule_errors: tuple[str, ...] = ()  # kinds of the rules that raised on this call (see HintRuleWarning)
 
 
 def augment(
@@ -223,20 +249,22 @@ def augment(
     result: str,
     tool_docs: Mapping[str, dict],
     held_out: Mapping[str, int] | None = None,
-) -> tuple[str, Hint | None]:
-    """The augmented message for one executed call, and the hint it carries (None: unchanged).
+    *,
+    rules: Sequence[Rule],
+) -> Augmented:
+    """The augmented message for one executed call, with the hint of the first of `rules` that has one.
 
     Successful results pass through untouched; the environment state is only read.
     """
     tool_call = session.describe(call)
     error = error_message(result, tool_call.name if tool_call else None)
     if error is None:
-        return result, None
+        return Augmented(result, None)
     owner = session.owner(tool_call.name) if tool_call and isinstance(tool_call.name, str) else None
     context = FeedbackContext(
         call=tool_call, result=result, error=error,
         class_name=owner[0] if owner else None, instance=owner[1] if owner else None,
         tool_docs=tool_docs, held_out=held_out or {}, all_tools=session.tool_names,
     )
-    hint = find_hint(context)
-    return render(result, hint), hint
+    hint, rule_errors = _first_hint(context, rules)
+    return Augmented(render(result, hint), hint, rule_errors)

@@ -24,7 +24,7 @@ from envtune.bfcl.calls import parse_call
 from envtune.bfcl.executor import ToolSession
 from envtune.bfcl.mutations import render_call, seen_values, unknown_tool_names, with_tool_name, with_wrong_argument
 from envtune.bfcl.tasks import Task
-from envtune.feedback.core import augment, error_message
+from envtune.feedback import DEFAULT_RULES, augment, error_message
 
 
 @dataclass
@@ -181,7 +181,7 @@ def _try(env, task, call, docs, held_out, secrets, visible, report: CoverageRepo
     if error is None:
         return
     report.errors += 1
-    _, hint = augment(env, call, result, docs, held_out)
+    hint = augment(env, call, result, docs, held_out, rules=DEFAULT_RULES).hint
     tool = str(described.name) if described else "?"
     name = error_kind(tool, error, described.arguments if described else {})
     kind = report.kinds.setdefault(name, ErrorKind(name, tool, example_call=call, example_result=result))

@@ -13,6 +13,7 @@ import json
 import random
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from envtune.bfcl.calls import DEFAULT_LIMITS, CallLimits
 from envtune.bfcl.executor import ToolSession
 from envtune.bfcl.release import DEFAULT_RELEASE, PAPER_RELEASE, resolve_release
 from envtune.bfcl.tasks import task_index
-from envtune.feedback import augment, error_message
+from envtune.feedback import DEFAULT_RULES, HintRuleWarning, augment, error_message
 
 RELEASES = (DEFAULT_RELEASE, PAPER_RELEASE)
 
@@ -95,7 +96,7 @@ def outcome(case: Golden, release: str) -> dict[str, Any]:
         setup_errors = [result for result in map(env.execute, case.setup) if error_message(result) is not None]
         result = env.execute(case.call)
         before = snapshot(env)
-        augmented, hint = augment(env, case.call, result, tool_docs(case, release))
+        augmented, hint, _ = augment(env, case.call, result, tool_docs(case, release), rules=DEFAULT_RULES)
         return {
             "setup_errors": setup_errors, "result": result, "augmented": augmented,
             "kind": hint.kind if hint else None, "state_unchanged": snapshot(env) == before,
@@ -156,4 +157,5 @@ def check(
 def main(cases: list[Golden]) -> None:
     """Child-process entry: print the outcomes of the cases of the release named on the command line."""
     release = sys.argv[1]
+    warnings.simplefilter("error", HintRuleWarning)  # a broken rule fails here as under pytest
     print(json.dumps({case.name: outcome(case, release) for case in cases if release in case.releases}))

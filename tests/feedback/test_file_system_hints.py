@@ -13,6 +13,7 @@ import copy
 import json
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,7 @@ import pytest
 from envtune.bfcl.backends import class_tool_docs
 from envtune.bfcl.executor import ToolSession
 from envtune.bfcl.release import DEFAULT_RELEASE, PAPER_RELEASE, resolve_release
-from envtune.feedback import (
-    augment,
-    rules,  # noqa: F401  (registers every rule)
-)
-from envtune.feedback.core import RULES, error_message
+from envtune.feedback import DEFAULT_RULES, HintRuleWarning, augment, error_message
 
 NEW, OLD = DEFAULT_RELEASE, PAPER_RELEASE
 BOTH = (NEW, OLD)
@@ -315,7 +312,7 @@ def run_case(release: str, calls: tuple[str, ...]) -> dict:
         result = env.execute(calls[-1])
         instance = env.instances["GorillaFileSystem"]
         before, current = copy.deepcopy(vars(instance)), instance._current_dir
-        augmented, hint = augment(env, calls[-1], result, docs)
+        augmented, hint, _ = augment(env, calls[-1], result, docs, rules=DEFAULT_RULES)
         unchanged = vars(instance) == before and instance._current_dir is current
         return {"setup": setup, "standard": result, "augmented": augmented,
                 "kind": hint.kind if hint else None, "unchanged": unchanged}
@@ -382,7 +379,7 @@ def test_hints_name_only_items_the_call_named():
 
 
 def test_every_file_system_rule_has_a_golden_example():
-    kinds = {rule.kind for rule in RULES if rule.kind.startswith("file_system.")}
+    kinds = {rule.kind for rule in DEFAULT_RULES if rule.kind.startswith("file_system.")}
     assert kinds == {case.kind for case in GOLDEN}
 
 
@@ -393,11 +390,12 @@ def test_spec_example_on_a_real_task(tasks):
     with ToolSession.for_task(task) as env:
         result = env.execute("cd(folder='document/x')")
         before = copy.deepcopy(env.state())
-        augmented, hint = augment(env, "cd(folder='document/x')", result, docs)
+        augmented, hint, _ = augment(env, "cd(folder='document/x')", result, docs, rules=DEFAULT_RULES)
         assert env.state() == before
     assert hint is not None and hint.kind == "file_system.path_not_allowed"
     assert augmented.startswith(result + "\nHint: cd moves one directory level at a time")
 
 
 if __name__ == "__main__":  # child process: run the cases of one release (see `outcomes`)
+    warnings.simplefilter("error", HintRuleWarning)  # a broken rule fails here as under pytest
     print(json.dumps([run_case(sys.argv[1], tuple(calls)) for calls in json.loads(sys.stdin.read())]))

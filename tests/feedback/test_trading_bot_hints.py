@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 import hint_golden
-from envtune.feedback import rules  # noqa: F401  (registers every rule, for the coverage test)
-from envtune.feedback.core import RULES
+from envtune.feedback import DEFAULT_RULES
 from hint_golden import DEFAULT_RELEASE, PAPER_RELEASE, Golden
 
 LOGGED_IN = {"authenticated": True}
@@ -200,7 +199,7 @@ def test_golden_hint(release: str, case: Golden):
 
 
 def test_every_trading_rule_has_a_golden_case():
-    assert {rule.kind for rule in RULES if rule.kind.startswith("trading.")} <= {case.kind for case in CASES}
+    assert {rule.kind for rule in DEFAULT_RULES if rule.kind.startswith("trading.")} <= {case.kind for case in CASES}
 
 
 if __name__ == "__main__":

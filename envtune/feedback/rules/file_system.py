@@ -210,3 +210,11 @@ def find_path_not_found(context: FeedbackContext, match) -> str:
         text += (" A path starting with '/' is read from inside the top-level directory, so it does not repeat "
                  "that directory's own name.")
     return text
+
+
+# The order they are tried in.
+RULES = (
+    path_not_allowed, is_a_directory, not_a_directory, not_in_current_directory, echo_file_missing, cd_above_root,
+    invalid_character, name_taken, wc_invalid_mode, directory_not_empty, destination_taken, destination_is_a_file,
+    find_path_not_found,
+)

@@ -149,3 +149,10 @@ def unsupported_imperial_pair(context: FeedbackContext, match: re.Match) -> str:
     via = " (si_unit_conversion converts between metric lengths)" if si_tool else ""
     return (f"{hint} '{unit_in}' to '{unit_out}' is not one of the pairs: convert step by step through units of "
             f"the pairs{via}.")
+
+
+# The order they are tried in.
+RULES = (
+    empty_list, divide_by_zero, zero_whole, negative_square_root, logarithm_base_one, zero_to_negative_power,
+    invalid_precision, result_too_large, unsupported_si_unit, unsupported_imperial_pair,
+)

@@ -147,3 +147,10 @@ def login_failed(context: FeedbackContext, match: re.Match) -> str:
         return (f"message_login takes a user ID, and {given!r} is a user name. {_find_id_step(context)} "
                 "Then log in with that ID.")
     return f"No user has the ID {given!r}, so nobody is logged in. {_find_id_step(context)} Then log in with that ID."
+
+
+# The order they are tried in.
+RULES = (
+    not_logged_in, id_instead_of_name, unknown_user_name, name_instead_of_id, unknown_user_id, no_message_to_delete,
+    delete_takes_no_message_id, contact_exists, generated_id_taken, search_unreadable_inbox, login_failed,
+)

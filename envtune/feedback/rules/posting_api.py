@@ -67,3 +67,7 @@ def authentication_failed(context: FeedbackContext, match: re.Match) -> str:
     return ("The username or password does not match this Twitter account, so you are still logged out. Use "
             "exactly the username and password the user gave you (both are case-sensitive); if you do not "
             "have them, ask the user.")
+
+
+# The order they are tried in.
+RULES = (not_authenticated, comment_not_authenticated, unknown_tweet_id, tweet_without_mentions, authentication_failed)

@@ -71,3 +71,7 @@ def outside_enum(context: FeedbackContext, match) -> str | None:
     name, allowed = next(iter(problems.outside_enum.items()))
     choices = ", ".join(repr(choice) for choice in allowed)
     return f"Argument '{name}' of '{doc['name']}' must be one of {choices}; {context.arguments[name]!r} is not allowed."
+
+
+# The order they are tried in.
+RULES = (unparseable_call, unknown_tool, unexpected_argument, missing_argument, wrong_type, outside_enum)

@@ -19,7 +19,9 @@ from envtune.feedback.core import (
 # The keys `edit_ticket` accepts in `updates` (its docs name all four; the backend rejects others).
 _EDITABLE_FIELDS = ("title", "description", "status", "priority")
 
-login_required_rule("ticket.not_authenticated", "ticket system", "ticket_login", ("create_ticket", "get_user_tickets"))
+not_authenticated = login_required_rule(
+    "ticket.not_authenticated", "ticket system", "ticket_login", ("create_ticket", "get_user_tickets"),
+)
 
 
 @hint_rule("ticket.invalid_priority", "parameter_constraint", r"^Invalid priority\.", tools=("create_ticket",))
@@ -59,3 +61,7 @@ def invalid_update_fields(context: FeedbackContext, match: re.Match) -> str:
     verb = "is not a ticket field" if len(invalid) == 1 else "are not ticket fields"
     return (f"{', '.join(invalid)} {verb}: updates may only change {allowed}. Put each change under one of "
             "these keys, or ask the user if a change fits none of them.")
+
+
+# The order they are tried in.
+RULES = (not_authenticated, invalid_priority, unknown_ticket, already_done, invalid_update_fields)

@@ -63,7 +63,7 @@ def _named(context: FeedbackContext, names: list[str]) -> str:
     return " and ".join(f"{name}={context.arguments[name]!r}" for name in names)
 
 
-login_required_rule("trading.not_authenticated", "trading system", "trading_login", _LOGIN_GATED)
+not_authenticated = login_required_rule("trading.not_authenticated", "trading system", "trading_login", _LOGIN_GATED)
 
 
 @hint_rule("trading.unknown_symbol", "dependency_missing",
@@ -178,3 +178,11 @@ def date_time_format(context: FeedbackContext, match: re.Match) -> str | None:
     if not malformed:
         return None
     return f"The format of {_named(context, malformed)} is wrong. {how}, then retry."
+
+
+# The order they are tried in.
+RULES = (
+    not_authenticated, unknown_symbol, unknown_order, order_already_completed, non_positive_value,
+    insufficient_funds_for_order, insufficient_funds_for_withdrawal, market_closed, unknown_account,
+    invalid_transaction_type, not_on_watchlist, date_time_format,
+)

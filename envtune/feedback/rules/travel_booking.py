@@ -246,3 +246,12 @@ def verification_failed(context: FeedbackContext, match: re.Match) -> str | None
         return ("Only United States passports are accepted, and their numbers start with 'US'. Check the passport "
                 "number with the user; if it is not a US passport, tell the user it cannot be used.")
     return None
+
+
+# The order they are tried in.
+RULES = (
+    not_logged_in, token_expired, invalid_access_token, card_already_registered, card_not_registered,
+    card_without_balance, insufficient_funds, balance_below_budget_limit, invalid_airport_code, not_an_airport_code,
+    no_route, invalid_travel_class, invalid_date_format, booking_not_found, insurance_over_budget, no_exchange_rate,
+    verification_failed,
+)

@@ -97,8 +97,10 @@ def invalid_choice(context: FeedbackContext, match: re.Match) -> str:
     return f"{quoted(given)} is not a valid {argument} for {tool}. {_one_of(context, tool, argument)}"
 
 
-for _tool, (_kind, _, _message) in CHOICE_ERRORS.items():
-    hint_rule(_kind, "parameter_constraint", f"^{re.escape(_message)}$", tools=[_tool])(invalid_choice)
+invalid_choices = tuple(
+    hint_rule(kind, "parameter_constraint", f"^{re.escape(message)}$", tools=[tool])(invalid_choice)
+    for tool, (kind, _, message) in CHOICE_ERRORS.items()
+)
 
 
 @hint_rule("vehicle.unknown_door", "parameter_constraint", r"^'(.*)'$", tools=["lockDoors"])
@@ -191,3 +193,11 @@ def unknown_zipcode_pair(context: FeedbackContext, match: re.Match) -> str:
     return (f"No distance is known between the zipcodes {quoted(given['cityA'])} and {quoted(given['cityB'])}: at "
             "least one of them is not a zipcode this system knows. Make sure each one is the zipcode of the city the "
             f"user meant. {lookup} If both are right, tell the user the distance is not available.")
+
+
+# The order they are tried in.
+RULES = (
+    engine_stopped_anyway, doors_unlocked, brake_not_pressed, brake_not_fully_pressed, fuel_tank_empty,
+    *invalid_choices, unknown_door, negative_fuel_amount, tank_overfill, pedal_position_range, fan_speed_range,
+    engine_off_for_cruise, invalid_cruise_speed, weather_service_down, unknown_zipcode_pair,
+)
