@@ -20,8 +20,8 @@ demo: fetch
 	$(BIN)/envtune bfcl verify
 	$(BIN)/envtune bfcl verify --release 2025.6.8
 	$(BIN)/envtune bfcl score examples/sample_results.jsonl --json runs/demo/verdicts.json
-	$(BIN)/envtune replay --split val --mode augmented
-	$(BIN)/envtune play multi_turn_base_0 --mode augmented --script examples/play_script.txt
+	$(BIN)/envtune replay --split val --feedback augmented
+	$(BIN)/envtune play multi_turn_base_0 --feedback augmented --script examples/play_script.txt
 	$(BIN)/envtune feedback coverage --show 5
 	rm -rf runs/demo-smoke
 	$(BIN)/envtune tune --preset smoke --output runs/demo-smoke

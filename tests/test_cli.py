@@ -1,10 +1,13 @@
-"""The `envtune bfcl` commands: verify, score with clear errors on bad lines, splits, task."""
+"""The `envtune bfcl` commands: verify, score with clear errors on bad lines, splits, task; `--help` on every command."""
 
+import argparse
 import json
 
 import pytest
 
-from envtune.cli import main
+from envtune.cli import build_parser, main
+from envtune.cli_options import add_episode_arguments, episode_overrides
+from envtune.env import EpisodeConfig
 
 
 def write_lines(path, *records):
@@ -83,9 +86,64 @@ def test_task_shows_turns_and_tools(capsys):
     assert main(["bfcl", "task", "multi_turn_nothing_1"]) == 2
 
 
-def test_every_command_has_help(capsys):
-    for argv in (["--help"], ["bfcl", "--help"], ["bfcl", "score", "--help"], ["bfcl", "fetch", "--help"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 0
-    assert "usage: envtune" in capsys.readouterr().out
+def command_paths(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """Every command and subcommand under `parser`, found through its subparsers, as argv prefixes."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                yield from command_paths(subparser, (*path, name))
+
+
+COMMANDS = list(command_paths(build_parser()))
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "envtune")
+def test_every_command_has_help(capsys, path):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*path, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(" ".join(("usage: envtune", *path)))
+
+
+def test_the_walk_reaches_nested_commands():
+    assert {(), ("bfcl",), ("bfcl", "score"), ("bfcl", "fetch"), ("feedback", "coverage"), ("play",), ("serve",)} <= set(COMMANDS)
+
+
+def episode_parser(defaults):
+    parser = argparse.ArgumentParser()
+    add_episode_arguments(parser, protocols=("envtune", "prompt"), defaults=defaults)
+    return parser
+
+
+def test_episode_options_without_defaults_give_only_what_was_typed():
+    parser = episode_parser(None)
+    assert episode_overrides(parser.parse_args([])) == {}
+    args = parser.parse_args(["--feedback", "augmented", "--max-steps-per-turn", "3", "--release", "2025.6.8"])
+    assert episode_overrides(args) == {"feedback": "augmented", "max_steps_per_turn": 3}  # --release is apart
+    assert args.release == "2025.6.8"
+    assert "(default: the config's value)" in parser.format_help()
+
+
+def test_episode_options_with_defaults_make_an_episode_config():
+    defaults = {"feedback": "standard", "protocol": "envtune", "prompt": "basic", "max_steps_per_turn": 5}
+    args = episode_parser(defaults).parse_args(["--protocol", "prompt", "--prompt", "bfcl"])
+    assert EpisodeConfig(**episode_overrides(args)) == EpisodeConfig(protocol="prompt", prompt="bfcl")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-steps-per-turn", "0"], "argument --max-steps-per-turn: expected a positive integer, got '0'"),
+    (["--protocol", "native"], "argument --protocol: invalid choice: 'native'"),
+])
+def test_episode_options_refuse_bad_values(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        episode_parser(None).parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["play multi_turn_base_0", "replay", "eval"])
+def test_play_replay_and_eval_share_the_episode_options(command):
+    args = build_parser().parse_args([*command.split(), "--feedback", "augmented", "--protocol", "prompt",
+                                      "--prompt", "bfcl", "--max-steps-per-turn", "7", "--release", "2025.6.8"])
+    assert episode_overrides(args) == {"feedback": "augmented", "protocol": "prompt", "prompt": "bfcl", "max_steps_per_turn": 7}
+    assert args.release == "2025.6.8"

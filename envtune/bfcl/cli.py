@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from envtune.bfcl.release import DEFAULT_RELEASE, RELEASES, fetch, resolve_release
+from envtune.bfcl.release import RELEASES, fetch, resolve_release
 from envtune.bfcl.results import read_results
 from envtune.bfcl.scoring import score_entry, summarize
 from envtune.bfcl.splits import (
@@ -20,15 +20,9 @@ from envtune.bfcl.splits import (
     write_manifest,
 )
 from envtune.bfcl.tasks import CATEGORIES, task_index
+from envtune.cli_options import add_release_argument
 from envtune.run_files import write_json
 from envtune.errors import EnvtuneError
-
-
-def _add_release_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--release", choices=sorted(RELEASES), default=None,
-        help=f"pinned bfcl-eval release (default: $ENVTUNE_BFCL_RELEASE or {DEFAULT_RELEASE})",
-    )
 
 
 def _progress(items, description: str, total: int | None = None):
@@ -134,13 +128,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = bfcl.add_subparsers(dest="bfcl_command", metavar="COMMAND", required=True)
 
     parser = sub.add_parser("fetch", help="download a pinned bfcl-eval wheel (no dependencies) into the cache")
-    _add_release_option(parser)
+    add_release_argument(parser)
     parser.add_argument("--all", action="store_true", help="fetch every pinned release")
     parser.add_argument("--wheel", help="install this already downloaded wheel instead (sha256 is checked)")
     parser.set_defaults(handler=cmd_fetch)
 
     parser = sub.add_parser("verify", help="run every task's ground truth through executor and scorer")
-    _add_release_option(parser)
+    add_release_argument(parser)
     parser.add_argument("--category", nargs="+", choices=CATEGORIES, default=list(CATEGORIES))
     parser.set_defaults(handler=cmd_verify)
 
@@ -150,16 +144,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "{\"id\": ..., \"result\": turn->[raw step texts]} (prompt-mode, decoded as BFCL does).",
     )
     parser.add_argument("file", help="results JSONL")
-    parser.add_argument("--json", metavar="PATH", help="also write per-entry verdicts to this JSON file")
+    parser.add_argument("--json", metavar="PATH", help="also write the per-entry verdicts as JSON to PATH")
     parser.add_argument("--all-turns", action="store_true", help="check every turn, not only up to the first failure")
-    _add_release_option(parser)
+    add_release_argument(parser)
     parser.set_defaults(handler=cmd_score)
 
     parser = sub.add_parser("splits", help="show, check or regenerate the train/val/test/heldout/format splits")
     parser.add_argument("--check", action="store_true", help="regenerate from the seed and compare (exit 1 on mismatch)")
     parser.add_argument("--write", action="store_true", help="regenerate the shipped manifest (for maintainers)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed used with --write (default: {SEED})")
-    _add_release_option(parser)
+    add_release_argument(parser)
     parser.set_defaults(handler=cmd_splits)
 
     parser = sub.add_parser("task", help="show one task: turns and ground truth, or its tools")
@@ -167,5 +161,5 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tools", action="store_true", help="print the tool schemas instead")
     parser.add_argument("--turn", type=int, default=0, help="turn whose tools to show (held-out tools appear later)")
     parser.add_argument("--openai", action="store_true", help="print tools in OpenAI function-tool form")
-    _add_release_option(parser)
+    add_release_argument(parser)
     parser.set_defaults(handler=cmd_task)

@@ -5,36 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
 from tqdm import tqdm
 
-from envtune.bfcl.release import RELEASES
 from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import task_index
-from envtune.env.episode import FEEDBACK_MODES, Episode, EpisodeConfig
-from envtune.env.oracle import replay
-from envtune.env.prompts import PROMPT_VARIANTS
+from envtune.cli_options import add_episode_arguments, episode_overrides
+from envtune.env.episode import Episode, EpisodeConfig
+from envtune.env.oracle import ORACLE_PROTOCOLS, replay
 from envtune.env.rewards import REWARDS
 from envtune.errors import EnvtuneError
 
 SCRIPT_SEPARATOR = "---"
 
 
-def _episode_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=FEEDBACK_MODES, default="standard", help="feedback mode (default: standard)")
-    parser.add_argument("--prompt", choices=PROMPT_VARIANTS, default="basic", help="system prompt variant")
-    parser.add_argument("--max-steps", type=int, default=5, help="replies allowed per turn (default: 5; BFCL uses 20)")
+def _episode_options(parser: argparse.ArgumentParser, protocols: tuple[str, ...]) -> None:
+    # EpisodeConfig's own defaults: the curriculum's training settings, 5 steps per turn as in the paper
+    add_episode_arguments(parser, protocols=protocols, defaults=asdict(EpisodeConfig()))
     parser.add_argument("--block-held-out-tools", action="store_true", help="hide held-out tools until their turn")
-    parser.add_argument("--release", choices=sorted(RELEASES), default=None, help="pinned bfcl-eval release")
 
 
-def _config(args: argparse.Namespace, protocol: str = "envtune") -> EpisodeConfig:
-    return EpisodeConfig(
-        feedback=args.mode, prompt=args.prompt, protocol=protocol,
-        max_steps_per_turn=args.max_steps, block_held_out_tools=args.block_held_out_tools,
-    )
+def _config(args: argparse.Namespace) -> EpisodeConfig:
+    return EpisodeConfig(**episode_overrides(args), block_held_out_tools=args.block_held_out_tools)
 
 
 def read_script(path: str) -> list[str]:
@@ -93,7 +88,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if args.task_id not in tasks:
         raise EnvtuneError(f"unknown task id {args.task_id!r} (expected e.g. multi_turn_base_0)")
     replies = iter(read_script(args.script)) if args.script else _typed_replies()
-    with Episode(tasks[args.task_id], _config(args, args.protocol)) as episode:
+    with Episode(tasks[args.task_id], _config(args)) as episode:
         for message in episode.reset():
             content = message["content"] if args.show_system or message["role"] != "system" else (
                 f"(system prompt with {len(episode.tool_docs())} tools: "
@@ -119,14 +114,14 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    tasks = split_tasks(args.split, args.release)
     config = _config(args)
-    outcomes = [replay(task, config) for task in tqdm(tasks, desc=f"oracle ({args.mode})", unit="task", disable=None)]
+    tasks = split_tasks(args.split, args.release)
+    outcomes = [replay(task, config) for task in tqdm(tasks, desc=f"oracle ({args.feedback})", unit="task", disable=None)]
     failed = [outcome for outcome in outcomes if outcome.progress != 1.0]
     for outcome in failed:
         print(f"FAIL {outcome.task_id}: progress {outcome.progress:.2f}; " + "; ".join(outcome.failures))
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} tasks reach progress 1.0 "
-          f"(split {args.split}, {args.mode} feedback, oracle in the envtune protocol)")
+          f"(split {args.split}, {args.feedback} feedback, oracle in the {args.protocol} protocol)")
     return 1 if failed else 0
 
 
@@ -134,12 +129,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("play", help="play one episode in the terminal (or from a script)")
     parser.add_argument("task_id", help="e.g. multi_turn_base_0")
     parser.add_argument("--script", help="replies from a file: a JSON list, or text separated by '---' lines")
-    parser.add_argument("--protocol", choices=("envtune", "prompt"), default="envtune", help="reply format (default: envtune)")
     parser.add_argument("--show-system", action="store_true", help="print the whole system prompt")
-    _episode_options(parser)
+    _episode_options(parser, ("envtune", "prompt"))
     parser.set_defaults(handler=cmd_play)
 
     parser = commands.add_parser("replay", help="drive tasks with the ground-truth oracle; every task must reach progress 1.0")
     parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="train", help="tasks to replay (default: train)")
-    _episode_options(parser)
+    _episode_options(parser, ORACLE_PROTOCOLS)
     parser.set_defaults(handler=cmd_replay)

@@ -1,8 +1,10 @@
 """A scripted oracle that plays an episode with the ground truth, to check the environment itself.
 
-Per turn it sends every ground-truth call in one envtune-protocol step, then answers; on turns whose
-ground truth is empty it answers at once. Driving every task this way must reach progress 1.0 in
-both feedback modes: anything less is a bug in the episode, the executor or the checker.
+Per turn it sends every ground-truth call in one step, then answers; on turns whose ground truth is
+empty it answers at once. It replies in the envtune or the prompt protocol (the calls as a Python
+list with keyword arguments, the answer as plain text). Driving every task this way must reach
+progress 1.0 in both feedback modes and both protocols: anything less is a bug in the episode, the
+executor or the checker.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ from dataclasses import dataclass
 
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
+from envtune.errors import EnvtuneError
 
 ANSWER = "<think>The request is handled.</think><answer>Done.</answer>"
+PROMPT_ANSWER = "The request is handled."  # prompt mode: any reply that is not a list of calls answers
+ORACLE_PROTOCOLS = ("envtune", "prompt")
 
 
 def oracle_reply(episode: Episode) -> str:
-    """The oracle's next reply in the envtune protocol."""
+    """The oracle's next reply, in the episode's protocol (envtune or prompt)."""
+    protocol = episode.config.protocol
+    if protocol not in ORACLE_PROTOCOLS:
+        raise EnvtuneError(f"the oracle replies in the {' or '.join(ORACLE_PROTOCOLS)} protocol, not {protocol!r}")
     calls = episode.task.ground_truth[episode.turn]
     if not calls or episode.step_in_turn > 0:
-        return ANSWER
+        return ANSWER if protocol == "envtune" else PROMPT_ANSWER
     structured = [episode.checker.session.describe(call) for call in calls]
+    if protocol == "prompt":
+        return "[" + ", ".join(call.to_python() for call in structured) + "]"
     payload = json.dumps([{"name": call.name, "arguments": call.arguments} for call in structured])
     return f"<think>Run the calls this request needs.</think><tool_call>{payload}</tool_call>"
 

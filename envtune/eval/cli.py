@@ -8,12 +8,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from envtune.bfcl.release import RELEASES
 from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import task_index
+from envtune.cli_options import add_episode_arguments, episode_overrides
 from envtune.cli_values import non_negative_float, non_negative_int, positive_float, positive_int
-from envtune.env.episode import FEEDBACK_MODES
-from envtune.env.prompts import PROMPT_VARIANTS
+from envtune.env.protocols import PROTOCOLS
 from envtune.models import add_placement_arguments
 from envtune.errors import EnvtuneError
 
@@ -71,10 +70,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(args.model, args.base_url)
     if output.exists() and not output.is_dir():
         raise EnvtuneError(f"--output {output} is a file; give a directory for the results")
+    episode_settings = episode_overrides(args)
+    episode_settings.setdefault("prompt", "bfcl" if args.protocol == "prompt" else "extended")
     config = EvalConfig(
-        protocol=args.protocol, feedback=args.feedback, max_steps_per_turn=args.max_steps,
-        prompt=args.prompt or ("bfcl" if args.protocol == "prompt" else "extended"),
-        samples=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+        **episode_settings, samples=args.samples, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
         max_completion_tokens=args.max_completion_tokens, seed=args.seed, batch_size=args.batch_size,
     )
     if args.base_url:
@@ -115,18 +114,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': local test model)")
     parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="heldout", help="tasks (default: heldout, the paper's 400)")
     parser.add_argument("--ids", help="comma-separated task ids instead of a split")
-    parser.add_argument("--protocol", choices=("envtune", "prompt", "native"), default="envtune",
-                        help="reply format (default: envtune; native = function calling, endpoints only)")
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, SGLang)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight at once (endpoints; default 8)")
     parser.add_argument("--retries", type=non_negative_int, default=4, help="retries of a transient failure, with backoff (default 4)")
     parser.add_argument("--timeout", type=positive_float, default=120.0, help="seconds per request (default 120)")
-    parser.add_argument("--feedback", choices=FEEDBACK_MODES, default="standard")
-    parser.add_argument("--prompt", choices=PROMPT_VARIANTS, default=None,
-                        help="system prompt (default: bfcl, the official text, with --protocol prompt; else extended)")
-    parser.add_argument("--max-steps", type=positive_int, default=20,
-                        help="executed call steps a turn may take; one more force-quits the entry after that turn (BFCL: 20)")
+    add_episode_arguments(
+        parser, protocols=PROTOCOLS,
+        defaults={"feedback": "standard", "protocol": "envtune", "prompt": None, "max_steps_per_turn": 20},
+        default_notes={"prompt": "bfcl with --protocol prompt, as the leaderboard prompts; else extended"},
+    )
     parser.add_argument("--samples", type=positive_int, default=1, help="samples per task; >1 reports mean and 95%% interval")
     parser.add_argument("--temperature", type=non_negative_float, default=0.0, help="0 decodes greedily")
     parser.add_argument("--max-new-tokens", type=positive_int, default=1024)
@@ -139,5 +136,4 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="continue the run in --output: play unfinished tasks and retry those that ended on a request error")
     parser.add_argument("--rescore", metavar="DIR", help="re-score the saved trajectories of DIR offline and print the table")
     parser.add_argument("--write", action="store_true", help="with --rescore: write the rescored verdicts and summary into DIR")
-    parser.add_argument("--release", choices=sorted(RELEASES), default=None)
     parser.set_defaults(handler=cmd_eval)

@@ -57,6 +57,9 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 16
 
+    def __post_init__(self):
+        self.episode_config()  # bad episode settings are refused here, before any model loads
+
     def episode_config(self) -> EpisodeConfig:
         return EpisodeConfig(
             feedback=self.feedback, prompt=self.prompt, protocol=self.protocol,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import json
+import os
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from envtune.errors import EnvtuneError
 from envtune.models import Placement, add_placement_arguments, load_model_and_tokenizer, resolve_placement
 
 DEFAULT_MAX_TOKENS = 1024  # as `envtune eval --max-new-tokens`
@@ -287,9 +289,21 @@ def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, api_key: s
     return RunningServer(make_server(model_path, host, port, api_key, model_name, placement))
 
 
+def _api_key(variable: str | None) -> str | None:
+    """The key clients must send, read from the environment so that it stays out of shell history and `ps`."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise EnvtuneError(f"--api-key-env {variable}: ${variable} is not set or is empty; export the key there, "
+                           "or leave out --api-key-env to serve without one")
+    return key
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    api_key = _api_key(args.api_key_env)
     placement = resolve_placement(args.device, args.dtype)
-    server = make_server(args.model, args.host, args.port, args.api_key, args.name, placement)
+    server = make_server(args.model, args.host, args.port, api_key, args.name, placement)
     print(f"serving {server.chat_model.name!r} at {server.url} on {placement.describe()} (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
@@ -299,11 +313,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("serve", help="serve a local model over an OpenAI-compatible chat-completions API")
+    # No abbreviated flags: the removed `--api-key KEY` would otherwise be read as `--api-key-env KEY`.
+    parser = commands.add_parser("serve", help="serve a local model over an OpenAI-compatible chat-completions API",
+                                 allow_abbrev=False)
     parser.add_argument("--model", required=True, help="local path or Hugging Face id of a causal LM with a chat template ('tiny': local test model)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    parser.add_argument("--api-key", help="require `Authorization: Bearer KEY` on every request")
+    parser.add_argument("--api-key-env", metavar="VAR",
+                        help="require `Authorization: Bearer KEY` on every request, KEY read from the environment "
+                             "variable VAR (default: no key required)")
     parser.add_argument("--name", help="model name clients must send (default: the --model value)")
     add_placement_arguments(parser)
     parser.set_defaults(handler=cmd_serve)

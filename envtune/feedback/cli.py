@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from envtune.bfcl.release import RELEASES
 from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
+from envtune.cli_options import add_release_argument
 from envtune.feedback import DEFAULT_RULES
 from envtune.feedback.coverage import measure
+from envtune.run_files import write_json
 
 COVERAGE_GOAL = 0.90
 
@@ -29,8 +29,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     for leak in report.leaks[: args.show]:
         print(f"  LEAK {leak.task_id}: {leak.call[:80]} -> {leak.values}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        write_json(Path(args.json), report.to_json())
         print(f"full report written to {args.json}")
     return 0 if report.covered_share >= COVERAGE_GOAL and not report.leaks else 1
 
@@ -51,8 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="all", help="tasks to mutate (default: all 800)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=15, help="how many uncovered kinds and leaks to list")
-    parser.add_argument("--json", metavar="PATH", help="also write the full report (every kind with an example)")
-    parser.add_argument("--release", choices=sorted(RELEASES), default=None)
+    parser.add_argument("--json", metavar="PATH", help="also write the full report (every kind with an example) as JSON to PATH")
+    add_release_argument(parser)
     parser.set_defaults(handler=cmd_coverage)
     parser = sub.add_parser("rules", help="list the hint catalogue: rule kinds, categories and tools")
     parser.set_defaults(handler=cmd_rules)

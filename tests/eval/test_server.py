@@ -138,7 +138,7 @@ def test_eval_drives_a_served_model_end_to_end(server, tmp_path, monkeypatch, ca
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     ids = "multi_turn_base_0,multi_turn_miss_func_0"
     argv = ["eval", "--base-url", server.url, "--model", "tiny", "--ids", ids, "--protocol", "prompt",
-            "--max-new-tokens", "8", "--max-steps", "2", "--output", str(tmp_path)]
+            "--max-new-tokens", "8", "--max-steps-per-turn", "2", "--output", str(tmp_path)]
     assert main(argv) == 0
     records = read_jsonl(tmp_path / "results.jsonl")
     assert sorted(record["id"] for record in records) == sorted(ids.split(","))
@@ -149,3 +149,45 @@ def test_eval_drives_a_served_model_end_to_end(server, tmp_path, monkeypatch, ca
     assert main([*argv[:-1], str(tmp_path / "refused")]) == 2
     assert "the API key in $OPENAI_API_KEY was refused" in capsys.readouterr().err
     assert not (tmp_path / "refused" / "results.jsonl").exists()
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """`envtune serve` up to the point where it would serve: the bound server, which then stops."""
+    from envtune.eval import server as server_module
+
+    bound = []
+    monkeypatch.setattr(server_module._ChatServer, "serve_forever", lambda self: bound.append(self))
+    return bound
+
+
+def test_serve_reads_its_key_from_the_named_environment_variable(started, monkeypatch):
+    from envtune.cli import main
+
+    monkeypatch.setenv("ENVTUNE_TEST_SERVE_KEY", API_KEY)
+    assert main(["serve", "--model", "tiny", "--port", "0", "--device", "cpu", "--api-key-env", "ENVTUNE_TEST_SERVE_KEY"]) == 0
+    assert main(["serve", "--model", "tiny", "--port", "0", "--device", "cpu"]) == 0
+    assert [server.api_key for server in started] == [API_KEY, None]  # without --api-key-env no key is required
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_serve_refuses_an_unset_or_empty_key_variable(started, monkeypatch, capsys, value):
+    from envtune.cli import main
+
+    if value is None:
+        monkeypatch.delenv("ENVTUNE_TEST_SERVE_KEY", raising=False)
+    else:
+        monkeypatch.setenv("ENVTUNE_TEST_SERVE_KEY", value)
+    assert main(["serve", "--model", "tiny", "--port", "0", "--api-key-env", "ENVTUNE_TEST_SERVE_KEY"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "$ENVTUNE_TEST_SERVE_KEY is not set or is empty" in lines[0]
+    assert started == []
+
+
+def test_serve_takes_no_key_on_the_command_line(capsys):
+    from envtune.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "tiny", "--api-key", API_KEY])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --api-key" in capsys.readouterr().err
