@@ -37,7 +37,7 @@ class HalfOracle:
         self.rollouts_ref = rollouts_ref
 
     def generate(self, requests, sampling):
-        generated = iter(self.model_backend.generate([r for r in requests if r.episode % 2], sampling))
+        generated = iter(self.model_backend.generate([r for r in requests if r.episode_index % 2], sampling))
         episodes = self.rollouts_ref[0].episodes
         return [
             next(generated) if request.episode_index % 2
