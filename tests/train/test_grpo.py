@@ -3,11 +3,12 @@
 import torch
 
 from envtune.bfcl.tasks import task_index
+from envtune.curriculum.metrics import EPISODE_FIELDS
 from envtune.env import EpisodeConfig
 from envtune.env.oracle import oracle_reply
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, HFBackend, SamplingParams
-from envtune.train.grpo import EPISODE_FIELDS, EpisodeRollouts, make_trainer
+from envtune.train.grpo import EpisodeRollouts, make_trainer
 
 
 def grpo_args(tmp_path, **overrides):
@@ -111,7 +112,7 @@ def test_environment_tokens_carry_no_loss(tmp_path):
 
 def test_every_episode_number_reaches_the_reward_functions():
     from envtune.rollout.engine import Rollout
-    from envtune.train.grpo import episode_numbers
+    from envtune.curriculum.metrics import episode_numbers
 
     info = {"turn_successes": [True, False], "responses": 4, "format_violations": 1, "valid_calls": 2,
             "invalid_calls": 1, "hints": [{"kind": "x"}], "rewards": {"progress": 0.25, "format": 1.4}}

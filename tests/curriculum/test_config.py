@@ -4,20 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from envtune.train.cli import preset_path
-from envtune.train.config import ConfigError, load_config, parse_config
+from envtune.curriculum.config import PRESETS, ConfigError, load_config, parse_config, preset_path
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", [*CONFIGS, preset_path("smoke")], ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", [*CONFIGS, *map(preset_path, PRESETS)], ids=lambda path: path.stem)
 def test_shipped_configs_load(path):
     config = load_config(path)
     assert config.stages and all(stage.max_steps > 0 for stage in config.stages)
 
 
 def test_the_paper_curriculum_matches_the_spec():
-    stages = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.yaml").stages
+    stages = load_config(preset_path("paper")).stages
     assert [(s.split, s.reward, s.episode.feedback, s.episode.prompt) for s in stages] == [
         ("format", "format", "standard", "basic"),
         ("train", "progress", "augmented", "basic"),

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,7 +35,14 @@ from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
 from envtune.errors import EnvtuneError
 from envtune.rollout import SamplingParams
-from envtune.train.transition import TransitionRule
+from envtune.curriculum.transition import TransitionRule
+
+PRESETS = ("smoke", "paper")  # configs shipped in envtune/curriculum/presets/
+
+
+def preset_path(name: str) -> Path:
+    return Path(str(resources.files("envtune.curriculum") / "presets" / f"{name}.yaml"))
+
 
 STAGE_KEYS = {
     "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
@@ -79,6 +87,11 @@ class StageConfig:
         return {**GRPO_DEFAULTS, **self.grpo}
 
     @property
+    def transition_rule(self) -> TransitionRule:
+        """When the stage moves on: its `transition` thresholds with its step budget."""
+        return TransitionRule.from_dict({**self.transition, "max_steps": self.max_steps})
+
+    @property
     def validation_episode(self) -> EpisodeConfig:
         """Validation plays the stage's episodes with standard feedback, as evaluation does."""
         return EpisodeConfig(**{**asdict(self.episode), "feedback": "standard"})
@@ -90,6 +103,7 @@ class CurriculumConfig:
     stages: tuple[StageConfig, ...]
     seed: int = 0
     source: Mapping[str, Any] = field(default_factory=dict)  # the document as loaded, for the run directory
+    episode_overrides: Mapping[str, Any] = field(default_factory=dict)  # see `override_episodes`
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,23 +146,24 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         validation_config = ValidationConfig(**validation)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
-    try:
-        TransitionRule.from_dict({**raw.get("transition", {}), "max_steps": raw["max_steps"]})
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where} transition: {error}") from None
     verl = raw.get("verl", {}) or {}
     if not isinstance(verl, Mapping) or not all(isinstance(key, str) and key for key in verl):
         raise ConfigError(f"{where}: verl must map dotted veRL config keys to values, e.g. "
                           "{actor_rollout_ref.actor.entropy_coeff: 0.001}")
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
-    return StageConfig(
+    stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
         categories=categories, episode=episode, grpo=dict(raw.get("grpo", {})), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
         lora=raw.get("lora"), verl=dict(verl),
     )
+    try:
+        stage.transition_rule  # built when the stage runs: a bad threshold fails now instead
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where} transition: {error}") from None
+    return stage
 
 
 def validation_tasks(stage: StageConfig, release: str | None):
@@ -179,6 +194,19 @@ def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
         seed=int(document.get("seed", 0)),
         source=copy.deepcopy(dict(document)),
     )
+
+
+def override_episodes(config: CurriculumConfig, **settings: Any) -> CurriculumConfig:
+    """The config with episode settings (EpisodeConfig fields; None: as configured) replaced in every
+    stage. Validation still plays with standard feedback."""
+    given = {name: value for name, value in settings.items() if value is not None}
+    if not given:
+        return config
+    try:
+        stages = tuple(replace(stage, episode=replace(stage.episode, **given)) for stage in config.stages)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"episode settings {given}: {error}") from None
+    return replace(config, stages=stages, episode_overrides={**config.episode_overrides, **given})
 
 
 def load_config(path: str | Path) -> CurriculumConfig:

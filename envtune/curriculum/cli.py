@@ -1,0 +1,133 @@
+"""`envtune tune`: run the curriculum with TRL on this machine or with veRL on a Ray cluster."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from envtune.bfcl.release import RELEASES
+from envtune.cli_values import positive_int
+from envtune.curriculum.config import PRESETS, CurriculumConfig, load_config, override_episodes, preset_path
+from envtune.curriculum.run import CurriculumRun
+from envtune.env.episode import FEEDBACK_MODES
+from envtune.env.prompts import PROMPT_VARIANTS
+from envtune.errors import EnvtuneError
+from envtune.models import add_placement_arguments, resolve_placement
+from envtune.run_files import write_json
+
+
+def add_episode_arguments(parser: argparse.ArgumentParser, *, protocols: tuple[str, ...]) -> None:
+    """Episode settings for every stage; None (the default) keeps what the config says."""
+    episode = parser.add_argument_group("episode settings of every stage (default: as the config says)")
+    episode.add_argument("--feedback", choices=FEEDBACK_MODES, help="tool-error feedback while training "
+                         "(validation always plays with standard feedback)")
+    episode.add_argument("--protocol", choices=protocols, help="the reply format the model is taught")
+    episode.add_argument("--prompt", choices=PROMPT_VARIANTS, help="the system prompt variant")
+    episode.add_argument("--max-steps-per-turn", type=positive_int, help="model replies allowed per user turn")
+
+
+def _trl_engine(args: argparse.Namespace):
+    from envtune.train.engine import TrlEngine
+
+    return TrlEngine(resolve_placement(args.device, args.dtype))
+
+
+def _verl_engine(args: argparse.Namespace):
+    try:
+        from envtune.verl.config import Cluster
+        from envtune.verl.engine import VerlEngine
+    except ImportError as error:
+        raise EnvtuneError(f"--engine verl needs the verl extra ({error}): pip install 'envtune[verl]'") from None
+    given = {"nodes": args.nodes, "gpus_per_node": args.gpus_per_node}
+    cluster = Cluster(**{name: value for name, value in given.items() if value is not None})  # unset: Cluster's defaults
+    return VerlEngine(cluster, args.steps_per_launch)
+
+
+def _check_engine_flags(args: argparse.Namespace) -> None:
+    given = {"--nodes": args.nodes, "--gpus-per-node": args.gpus_per_node, "--steps-per-launch": args.steps_per_launch}
+    verl_only = [flag for flag, value in given.items() if value is not None] + (["--dry-run"] if args.dry_run else [])
+    if args.engine == "trl" and verl_only:
+        raise EnvtuneError(f"{verl_only[0]} applies to --engine verl only")
+    trl_only = [flag for flag, value in {"--device": args.device, "--dtype": args.dtype}.items() if value != "auto"]
+    if args.engine == "verl" and trl_only:
+        raise EnvtuneError(f"{trl_only[0]} applies to --engine trl only (veRL places the model on its cluster's GPUs)")
+
+
+def _config(args: argparse.Namespace) -> CurriculumConfig:
+    if bool(args.config) == bool(args.preset):
+        raise EnvtuneError("give either --config FILE or --preset smoke|paper")
+    config = load_config(args.config or preset_path(args.preset))
+    return override_episodes(config, feedback=args.feedback, protocol=args.protocol, prompt=args.prompt,
+                             max_steps_per_turn=args.max_steps_per_turn)
+
+
+def _print_plan(engine, run: CurriculumRun) -> None:
+    """The veRL dry run: each stage's data and first launch."""
+    for index, stage in enumerate(engine.plan(run)):
+        steps = stage.steps_per_launch
+        print(f"# stage {index + 1} ({stage.stage}): the first launch runs {steps} step{'s' * (steps != 1)}; envtune "
+              f"relaunches until the transition rule moves on (at most {stage.max_steps} steps)")
+        for split, path in stage.data.items():
+            print(f"#   {split}: {stage.rows[split]} tasks -> {path}")
+        if stage.ignored:
+            print(f"# not used by veRL: {', '.join(stage.ignored)}")
+        print(stage.command + "\n")
+    print(f"# data and rendered configs are in {run.output}/stages/*/; nothing was launched")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    _check_engine_flags(args)
+    config = _config(args)
+    model = args.model or ("tiny" if args.preset == "smoke" else None)
+    if model is None:
+        raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
+    if args.engine == "verl":
+        engine, placed = _verl_engine(args), ""
+        if model == "tiny":  # veRL loads models from disk: the local test model's directory
+            from envtune.models import tiny_model_path
+
+            model = str(tiny_model_path(release=args.release))
+    else:
+        engine = _trl_engine(args)
+        placed = f" on {engine.placement.describe()}"
+    output = Path(args.output or Path("runs") / config.name)
+    run = CurriculumRun(config, model, output, args.release, engine)
+    if args.dry_run:
+        _print_plan(engine, run)
+        return 0
+    print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}{placed}, engine {args.engine}, "
+          f"run directory {output}")
+    summary = run.run()
+    for stage in summary["stages"]:
+        print(f"  {stage['name']:<10} {stage['steps']:>4} steps  best val accuracy {stage['best_accuracy']}  -> {stage['decision'][:90]}")
+    print(f"final checkpoint: {summary['final_checkpoint']}")
+    written = ("rollouts.jsonl, summary.json, stages/*/ (checkpoints, best-step-*, tensorboard)" if args.engine == "trl"
+               else "summary.json, stages/*/ (data, veRL logs and config, checkpoints, selected/, tensorboard)")
+    print(f"run directory {output}: config.yaml, state.json, metrics.jsonl, decisions.jsonl, {written}")
+    if args.json:
+        write_json(Path(args.json), summary)
+        print(f"summary written to {args.json}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("tune", help="run the curriculum (GRPO through TRL, or veRL on a cluster); rerun the same command to resume")
+    parser.add_argument("--config", help="curriculum YAML, e.g. configs/no_augmentation.yaml")
+    parser.add_argument("--preset", choices=PRESETS, help="a packaged config: 'smoke' runs all stages briefly on CPU with the tiny model; "
+                        "'paper' is the paper's curriculum")
+    parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': the local test model)")
+    parser.add_argument("--output", help="run directory (default: runs/<config name>); an existing one is resumed")
+    parser.add_argument("--release", choices=sorted(RELEASES), default=None, help="pinned bfcl-eval release")
+    parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
+    parser.add_argument("--engine", choices=("trl", "verl"), default="trl",
+                        help="trl: this machine (default); verl: a Ray cluster through verl.trainer.main_ppo")
+    add_episode_arguments(parser, protocols=("envtune", "prompt"))
+    add_placement_arguments(parser)
+    verl = parser.add_argument_group("veRL engine")
+    verl.add_argument("--nodes", type=int, help="machines in the Ray cluster (default 1)")
+    verl.add_argument("--gpus-per-node", type=int, help="GPUs per machine (default 8)")
+    verl.add_argument("--steps-per-launch", type=int,
+                      help="steps per veRL launch; the transition rule is checked between launches (default: save_steps)")
+    verl.add_argument("--dry-run", action="store_true",
+                      help="write each stage's data and print where it is and each stage's veRL command, without launching")
+    parser.set_defaults(handler=cmd_tune)
