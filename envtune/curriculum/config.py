@@ -16,15 +16,20 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
 
-Unknown keys are errors that name the key and the stage, so a typo never silently falls back to a
-default.
+Unknown keys are errors that name the key, the stage and a close match, so a typo never silently
+falls back to a default. That holds for `grpo` (TRL's GRPOConfig fields) and `lora` (PEFT's
+LoraConfig fields) too, whichever engine runs: checking them needs the `train` extra. A few GRPOConfig
+fields are envtune's to set (GRPO_SET_BY_ENVTUNE) and are refused with where to set them instead;
+`bf16: true` asks for bfloat16 mixed precision, used when the model is placed in bfloat16 (`--dtype`).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +56,18 @@ STAGE_KEYS = {
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
 # envtune's defaults for the `grpo` fields that size a step and its checkpoints (both engines read them)
 GRPO_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
+# GRPOConfig fields the TRL engine sets itself, and where a config says what they would say
+GRPO_SET_BY_ENVTUNE = {
+    "output_dir": "the stage's directory in the run directory (--output)",
+    "max_steps": "set the stage's max_steps",
+    "max_completion_length": "set the stage's max_completion_tokens",
+    "seed": "set the config's seed",
+    "use_cpu": "choose the device with --device",
+    "logging_steps": "every step is logged: the transition rule reads every gradient norm",
+    "report_to": "training curves go to TensorBoard in the stage's directory",
+    "save_strategy": "checkpoints are saved every save_steps",
+    "reward_weights": "the stage reward trains; the other episode numbers are only logged",
+}
 
 
 class ConfigError(EnvtuneError):
@@ -117,15 +134,46 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def _check_keys(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
+def _check_keys(where: str, given: Mapping[str, Any], allowed: set[str] | frozenset[str], kind: str = "") -> None:
+    """Refuse the first unknown key with a close match; `kind` says what the keys are instead of
+    listing them all."""
+    unknown = sorted(set(given) - allowed, key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+        close = difflib.get_close_matches(str(unknown[0]), sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}; {kind or 'allowed keys: ' + ', '.join(sorted(allowed))}")
+
+
+@lru_cache(maxsize=None)
+def _trainer_fields(section: str) -> frozenset[str]:
+    """What `grpo` (TRL's GRPOConfig) or `lora` (PEFT's LoraConfig) may set."""
+    try:
+        if section == "grpo":
+            from trl import GRPOConfig as settings
+        else:
+            from peft import LoraConfig as settings
+    except ImportError as error:
+        raise ConfigError(f"checking the {section} keys needs the train extra ({error}): pip install 'envtune[train]'") from None
+    return frozenset(field.name for field in fields(settings) if field.init)
+
+
+def _check_trainer_settings(where: str, raw: Mapping[str, Any]) -> None:
+    """The `grpo` and `lora` keys of a stage (or the defaults), checked at load time whichever engine runs."""
+    for section, kind in (("grpo", "grpo takes TRL GRPOConfig fields"), ("lora", "lora takes PEFT LoraConfig fields")):
+        settings = raw.get(section) or {}
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{where}: {section} must be a mapping; {kind}")
+        reserved = sorted(set(settings) & set(GRPO_SET_BY_ENVTUNE)) if section == "grpo" else []
+        if reserved:
+            raise ConfigError(f"{where} grpo: {reserved[0]!r} is set by envtune: {GRPO_SET_BY_ENVTUNE[reserved[0]]}")
+        if settings:
+            _check_keys(f"{where} {section}", settings, _trainer_fields(section), kind)
 
 
 def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     where = f"stage {index + 1} ({raw.get('name', 'unnamed')})"
     _check_keys(where, raw, STAGE_KEYS)
+    _check_trainer_settings(where, raw)
     for required in ("name", "split", "reward", "max_steps"):
         if required not in raw:
             raise ConfigError(f"{where}: missing {required!r}")
@@ -154,7 +202,7 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
-        categories=categories, episode=episode, grpo=dict(raw.get("grpo", {})), sampling=sampling,
+        categories=categories, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
         lora=raw.get("lora"), verl=dict(verl),
@@ -182,6 +230,7 @@ def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
     _check_keys("config", document, {"name", "seed", "defaults", "stages"})
     defaults = document.get("defaults", {}) or {}
     _check_keys("defaults", defaults, STAGE_KEYS - {"name"})
+    _check_trainer_settings("defaults", defaults)
     stages = document.get("stages")
     if not stages or not isinstance(stages, list):
         raise ConfigError("config: 'stages' must be a non-empty list")

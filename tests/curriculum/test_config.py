@@ -1,9 +1,11 @@
 """Curriculum configs load, merge defaults into stages, and reject mistakes by name."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from envtune.curriculum import config as config_module
 from envtune.curriculum.config import PRESETS, ConfigError, load_config, parse_config, preset_path
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
@@ -58,6 +60,41 @@ def test_mistakes_are_named(document, message):
     with pytest.raises(ConfigError, match=None) as error:
         parse_config(document)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (base(grpo={"learning_rte": 1e-6}),
+         "stage 1 (one) grpo: unknown key 'learning_rte' (did you mean 'learning_rate'?); grpo takes TRL GRPOConfig fields"),
+        (base(lora={"r": 8, "lora_alpah": 16}),
+         "stage 1 (one) lora: unknown key 'lora_alpah' (did you mean 'lora_alpha'?); lora takes PEFT LoraConfig fields"),
+        ({**base(), "defaults": {"grpo": {"betta": 0.1}}}, "defaults grpo: unknown key 'betta' (did you mean 'beta'?)"),
+        (base(grpo={"max_steps": 10}), "stage 1 (one) grpo: 'max_steps' is set by envtune: set the stage's max_steps"),
+        (base(grpo={"seed": 1}), "'seed' is set by envtune: set the config's seed"),
+        (base(grpo={"use_cpu": True}), "'use_cpu' is set by envtune: choose the device with --device"),
+        (base(grpo=[0.1]), "stage 1 (one): grpo must be a mapping"),
+    ],
+)
+def test_grpo_and_lora_keys_are_checked_when_the_config_loads(document, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(document)
+    assert message in str(error.value)
+
+
+def test_trainer_settings_that_exist_load():
+    stage = parse_config(base(grpo={"bf16": True, "save_total_limit": 2}, lora={"r": 8, "lora_alpha": 16})).stages[0]
+    assert stage.grpo == {"bf16": True, "save_total_limit": 2} and stage.lora == {"r": 8, "lora_alpha": 16}
+
+
+def test_checking_grpo_keys_without_trl_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # makes `from trl import ...` fail
+    config_module._trainer_fields.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"checking the grpo keys needs the train extra .*pip install 'envtune\[train\]'"):
+            parse_config(base(grpo={"beta": 0.1}))
+    finally:
+        config_module._trainer_fields.cache_clear()
 
 
 def test_a_missing_or_broken_file_is_a_clear_error(tmp_path):
