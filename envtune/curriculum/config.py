@@ -16,6 +16,10 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
 
+A config can start from another: `base: paper` (a preset) or `base: other.yaml` (a file, relative to
+the config's directory). The config merges over its base with `_merge`: mappings key by key, lists
+replaced, so a `stages` list replaces the base's whole list.
+
 Unknown keys are errors that name the key, the stage and a close match, so a typo never silently
 falls back to a default. That holds for `grpo` (TRL's GRPOConfig fields) and `lora` (PEFT's
 LoraConfig fields) too, whichever engine runs: checking them needs the `train` extra. A few GRPOConfig
@@ -223,8 +227,37 @@ def validation_tasks(stage: StageConfig, release: str | None):
     return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
 
 
-def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
-    """Build and check a curriculum from a loaded YAML document."""
+def _read_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """A YAML config file, merged over its base; `chain` holds the files that based on it."""
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    return _with_base(document, path.parent, (*chain, path.resolve()))
+
+
+def _with_base(document: Any, directory: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The document merged over its `base` (a preset name or a file relative to `directory`)."""
+    if not isinstance(document, Mapping) or "base" not in document:
+        return document
+    base = str(document["base"])
+    path = (preset_path(base) if base in PRESETS else directory / base).resolve()
+    if path in chain:
+        raise ConfigError(f"config base {base!r}: {path} is already a base of this config (a loop)")
+    parent = _read_document(path, chain)
+    if not isinstance(parent, Mapping):
+        raise ConfigError(f"config base {base!r}: {path} is not a curriculum config")
+    return _merge(parent, {key: value for key, value in document.items() if key != "base"})
+
+
+def parse_config(document: Mapping[str, Any], directory: str | Path = ".") -> CurriculumConfig:
+    """Build and check a curriculum from a loaded YAML document (a `base` file is looked up in
+    `directory`)."""
+    document = _with_base(document, Path(directory))
     if not isinstance(document, Mapping):
         raise ConfigError("a curriculum config is a mapping with 'name', 'defaults' and 'stages'")
     _check_keys("config", document, {"name", "seed", "defaults", "stages"})
@@ -259,13 +292,4 @@ def override_episodes(config: CurriculumConfig, **settings: Any) -> CurriculumCo
 
 
 def load_config(path: str | Path) -> CurriculumConfig:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    return parse_config(document)
+    return parse_config(_read_document(Path(path)))

@@ -30,6 +30,42 @@ def test_the_paper_curriculum_matches_the_spec():
     assert (stages[0].grpo["epsilon"], stages[0].grpo["epsilon_high"], stages[0].grpo["num_generations"]) == (0.2, 0.28, 16)
 
 
+def test_an_ablation_is_the_paper_preset_with_its_own_stages():
+    paper = load_config(preset_path("paper"))
+    ablation = load_config(Path(__file__).resolve().parents[2] / "configs" / "no_augmentation.yaml")
+    assert ablation.name == "no-augmentation" and [stage.name for stage in ablation.stages] == [s.name for s in paper.stages]
+    assert [stage.episode.feedback for stage in ablation.stages] == ["standard"] * 4
+    for ours, theirs in zip(ablation.stages, paper.stages):
+        assert (ours.grpo, ours.sampling, ours.transition, ours.verl) == (theirs.grpo, theirs.sampling, theirs.transition, theirs.verl)
+    assert "base" not in ablation.source and ablation.source["defaults"] == paper.source["defaults"]  # self-contained
+
+
+def test_a_base_merges_under_the_config_and_its_stages_are_replaced(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nseed: 3\ndefaults: {grpo: {learning_rate: 1.0e-5, beta: 0.1}}\n"
+        "stages: [{name: a, split: train, reward: progress, max_steps: 2}]\n")
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "child.yaml").write_text(
+        "base: ../parent.yaml\nname: child\ndefaults: {grpo: {beta: 0.2}}\n"
+        "stages: [{name: b, split: format, reward: format, max_steps: 1}]\n")
+    config = load_config(tmp_path / "child" / "child.yaml")
+    assert (config.name, config.seed, [stage.name for stage in config.stages]) == ("child", 3, ["b"])
+    assert config.stages[0].grpo == {"learning_rate": 1e-5, "beta": 0.2}
+    assert parse_config({"base": "paper", "name": "renamed"}).stages == load_config(preset_path("paper")).stages
+
+
+def test_base_mistakes_are_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="is already a base of this config"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="config file not found: .*absent.yaml"):
+        parse_config({"base": "absent.yaml"}, tmp_path)
+    (tmp_path / "list.yaml").write_text("[1, 2]\n")
+    with pytest.raises(ConfigError, match="list.yaml is not a curriculum config"):
+        parse_config({"base": "list.yaml"}, tmp_path)
+
+
 def base(**stage):
     return {"name": "t", "stages": [{"name": "one", "split": "train", "reward": "progress", "max_steps": 3, **stage}]}
 
