@@ -1,4 +1,4 @@
-"""The curriculum's stage-transition rule (SPEC §2, paper Remark 3.1), made concrete.
+"""The curriculum's stage-transition rule (paper Remark 3.1), made concrete.
 
 The paper moves on only when validation accuracy has plateaued AND the gradient norm is stable, and
 starts the next stage from the selected checkpoint; it gives no thresholds. This module fixes them

@@ -1,5 +1,5 @@
-"""The curriculum on veRL: each stage is a series of `verl.trainer.main_ppo` launches, judged between
-launches by the same transition rule as the single-machine trainer.
+"""The veRL engine: each curriculum stage is a series of `verl.trainer.main_ppo` launches, judged
+between launches by the same transition rule as the TRL engine.
 
 A stage runs like this:
 

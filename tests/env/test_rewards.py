@@ -1,4 +1,4 @@
-"""Reward formulas of the SPEC, with property tests for bounds and monotonicity."""
+"""Reward formulas of the paper (format, progress, binary, mixed), with property tests for bounds and monotonicity."""
 
 import pytest
 from hypothesis import given
