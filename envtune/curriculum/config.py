@@ -40,11 +40,11 @@ from typing import Any, Mapping
 
 from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import CATEGORIES
+from envtune.curriculum.transition import TransitionRule
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
 from envtune.errors import EnvtuneError
 from envtune.rollout import SamplingParams
-from envtune.curriculum.transition import TransitionRule
 
 PRESETS = ("smoke", "paper")  # configs shipped in envtune/curriculum/presets/
 
@@ -158,7 +158,7 @@ def _trainer_fields(section: str) -> frozenset[str]:
             from peft import LoraConfig as settings
     except ImportError as error:
         raise ConfigError(f"checking the {section} keys needs the train extra ({error}): pip install 'envtune[train]'") from None
-    return frozenset(field.name for field in fields(settings) if field.init)
+    return frozenset(setting.name for setting in fields(settings) if setting.init)
 
 
 def _check_trainer_settings(where: str, raw: Mapping[str, Any]) -> None:

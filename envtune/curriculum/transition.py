@@ -42,12 +42,13 @@ All thresholds are strict: "below" means <, so min_delta, max_slope and max_grad
 
 from __future__ import annotations
 
-from envtune.errors import EnvtuneError
 import difflib
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+
+from envtune.errors import EnvtuneError
 
 Point = tuple[int, float]
 Stat = int | float | bool | None

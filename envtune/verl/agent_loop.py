@@ -32,11 +32,11 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetr
 from verl.experimental.agent_loop.tool_agent_loop import SPEC_DECODE_EXTRA_KEYS
 
 from envtune.bfcl.tasks import Task, task_index
-from envtune.env.episode import Episode
-from envtune.rollout.engine import Rollout, record_outcome
 from envtune.curriculum.metrics import episode_numbers
-from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
+from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
+from envtune.rollout.engine import Rollout, record_outcome
+from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
 
 @lru_cache(maxsize=None)

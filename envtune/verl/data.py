@@ -22,8 +22,8 @@ from typing import Any, Mapping
 from envtune.bfcl.release import resolve_release
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import Task
-from envtune.env.episode import Episode, EpisodeConfig
 from envtune.curriculum.config import StageConfig, validation_tasks
+from envtune.env.episode import Episode, EpisodeConfig
 from envtune.errors import EnvtuneError
 
 AGENT_NAME = "envtune_episode"  # the name our agent loop is registered under
