@@ -7,13 +7,12 @@ import sys
 
 from envtune import __version__
 from envtune.bfcl import cli as bfcl_cli
+from envtune.curriculum import cli as curriculum_cli
 from envtune.env import cli as env_cli
 from envtune.errors import EnvtuneError
 from envtune.eval import cli as eval_cli
 from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
-from envtune.train import cli as train_cli
-from envtune.verl import cli as verl_cli
 
 
 # Bad input or environment (a bad value or config, a malformed line, an unknown id, no cached
@@ -40,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     bfcl_cli.register(commands)
     env_cli.register(commands)
     feedback_cli.register(commands)
-    train_cli.register(commands)
-    verl_cli.register(commands)
+    curriculum_cli.register(commands)
     eval_cli.register(commands)
     serve_cli.register(commands)
     return parser

@@ -7,8 +7,9 @@ from envtune.cli import build_parser, main
 from envtune.eval import server as server_module
 from envtune.eval.server import make_server, parse_chat_request
 from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
-from envtune.train.config import parse_config
-from envtune.train.curriculum import CurriculumRun
+from envtune.curriculum.config import parse_config
+from envtune.curriculum.run import CurriculumRun
+from envtune.train.engine import TrlEngine
 
 
 @pytest.fixture
@@ -112,8 +113,8 @@ CONFIG = parse_config({"name": "t", "stages": [{"name": "s", "split": "train", "
 @pytest.mark.parametrize("dtype, bf16", [("auto", False), ("bfloat16", True)])
 def test_a_cpu_placement_trains_on_the_cpu(monkeypatch, tmp_path, dtype, bf16):
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path))  # set by _grpo_args; restored after the test
-    run = CurriculumRun(CONFIG, "tiny", tmp_path, placement=resolve_placement("cpu", dtype))
-    args = run._grpo_args(CONFIG.stages[0], tmp_path)
+    engine = TrlEngine(resolve_placement("cpu", dtype))
+    args = engine._grpo_args(CONFIG.stages[0], tmp_path, CONFIG.seed)
     assert args.use_cpu and args.bf16 is bf16
 
 
@@ -123,4 +124,4 @@ def test_a_cpu_placement_trains_on_the_cpu(monkeypatch, tmp_path, dtype, bf16):
 ])
 def test_training_refuses_what_the_trainer_cannot_honour(tmp_path, placement, message):
     with pytest.raises(ValueError, match="^" + message):
-        CurriculumRun(CONFIG, "tiny", tmp_path, placement=placement)
+        TrlEngine(placement)

@@ -1,1 +1,1 @@
-"""Training: GRPO through TRL on one machine, and the curriculum that drives its stages."""
+"""The TRL engine: each curriculum stage as GRPO through TRL's `GRPOTrainer` on one machine."""

@@ -14,8 +14,8 @@ from typing import Any, Callable, Sequence
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.env.record import METRIC_NAMES
-from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.errors import EnvtuneError
+from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
 
 # Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs):
 # the stage reward, then the episode record's metrics.

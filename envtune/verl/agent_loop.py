@@ -33,9 +33,9 @@ from verl.experimental.agent_loop.tool_agent_loop import SPEC_DECODE_EXTRA_KEYS
 
 from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
-from envtune.rollout.driver import Rollout, TokenDriver
-from envtune.verl.data import AGENT_NAME, EpisodeSpec
 from envtune.errors import EnvtuneError
+from envtune.rollout.driver import Rollout, TokenDriver
+from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
 
 @lru_cache(maxsize=None)
@@ -81,8 +81,7 @@ class EpisodeAgentLoop(AgentLoopBase):
                     raw_prompt: Any) -> AgentLoopOutput:
         messages = episode.reset()
         if raw_prompt is not None and _messages(raw_prompt) != messages:
-            raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: "
-                               "rebuild the data with `envtune verl data` (or `envtune tune --engine verl`)")
+            raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: {REBUILD}")
         budget = self.rollout_config.response_length
         driver = TokenDriver(episode, await self.ct_build_initial_tokens(messages), self.tokenizer, budget)
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server

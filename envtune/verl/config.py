@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from envtune.train.config import ConfigError, StageConfig
+from envtune.curriculum.config import ConfigError, StageConfig
 from envtune.verl.data import AGENT_NAME
 
 TRAINER_MODULE = "verl.trainer.main_ppo"

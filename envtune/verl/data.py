@@ -6,8 +6,10 @@ names the BFCL category), `agent_name` (which agent loop plays the row) and `ext
 `interaction_kwargs` reach the agent loop: the task id, the BFCL release and the episode settings of
 the stage. The reward is computed by the agent loop, so `reward_model` only names the task.
 
-    envtune verl data --config configs/paper.yaml --stage 2 --output data/hints
+    build_stage_data(load_config(preset_path("paper")).stages[1], "data/hints")
     -> data/hints/train.parquet (100 base tasks), data/hints/val.parquet (the validation split)
+
+`envtune tune --engine verl --dry-run` writes every stage's files into the run directory.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any, Mapping
 from envtune.bfcl.release import resolve_release
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import Task
+from envtune.curriculum.config import StageConfig, validation_tasks
 from envtune.env.episode import Episode, EpisodeConfig
-from envtune.train.config import StageConfig, validation_tasks
 from envtune.errors import EnvtuneError
 
 AGENT_NAME = "envtune_episode"  # the name our agent loop is registered under
 DATA_SOURCE_PREFIX = "bfcl_multi_turn_"
+# what to do about rows an older envtune wrote (a run directory reuses its data files)
+REBUILD = "rebuild the data: delete the stage's data/ directory; `envtune tune --engine verl --dry-run` writes it again"
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class EpisodeSpec:
         names = {field.name for field in fields(EpisodeConfig)}
         missing = sorted({"task_id", "release", "max_reply_tokens", *names} - set(kwargs))
         if missing:
-            raise EnvtuneError(f"row interaction_kwargs lack {', '.join(missing)}: rebuild the data with `envtune verl data`")
+            raise EnvtuneError(f"row interaction_kwargs lack {', '.join(missing)}: {REBUILD}")
         config = EpisodeConfig(**{name: _plain(kwargs[name]) for name in names})
         return cls(str(kwargs["task_id"]), str(kwargs["release"]), config, int(kwargs["max_reply_tokens"]))
 

@@ -1,4 +1,4 @@
-"""The reward formulas (see envtune.env.rewards), with property tests for bounds and monotonicity."""
+"""Reward formulas of the paper (format, progress, binary, mixed), with property tests for bounds and monotonicity."""
 
 import pytest
 from hypothesis import given

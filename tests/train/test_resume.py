@@ -77,18 +77,19 @@ class _Saved:
 def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
     """After a kill between a validation and the next checkpoint, the replayed step validates again."""
     from envtune.run_files import write_json
-    from envtune.train import curriculum
-    from envtune.train.config import parse_config
+    from envtune.curriculum.config import parse_config
+    from envtune.curriculum.run import CurriculumRun
+    from envtune.train import engine
 
     config = parse_config({"name": "t", "stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 9}]})
-    run = curriculum.CurriculumRun(config, "tiny", tmp_path)
+    run = CurriculumRun(config, "tiny", tmp_path, None, engine.TrlEngine())
     stage = config.stages[0]
     stage_dir = run.stage_dir(0, stage)
     write_json(stage_dir / "history.json", {
         "val_accuracy": [[0, 0.1], [1, 0.2], [2, 0.3]], "grad_norm": [[1, 1.0], [2, 1.1]], "best_checkpoint": None,
     })
-    monkeypatch.setattr(curriculum, "validate", lambda *args: {"val/accuracy": 0.25})
-    monitor = curriculum.StageMonitor(run, 0, stage, _Saved(), _Saved())
+    monkeypatch.setattr(engine, "validate", lambda *args: {"val/accuracy": 0.25})
+    monitor = engine.StageMonitor(run, 0, stage, _Saved(), _Saved())
     monitor._validate(2)
     assert monitor.val_accuracy == [[0, 0.1], [1, 0.2], [2, 0.25]]
     monitor.on_log(None, type("State", (), {"global_step": 2})(), None, logs={"grad_norm": 0.9})

@@ -161,7 +161,7 @@ def test_rows_from_another_version_are_refused_with_the_fix(tiny, tasks):
     data_row = spec_row(tasks, "multi_turn_base_0")
     data_row["prompt"] = [{"role": "system", "content": "stale"}, *data_row["prompt"][1:]]
     server = ScriptedServer(tokenizer, tasks["multi_turn_base_0"], EpisodeConfig(feedback="augmented"))
-    with pytest.raises(ValueError, match="envtune verl data"):
+    with pytest.raises(ValueError, match="envtune tune --engine verl --dry-run"):
         asyncio.run(play(model_type, tokenizer, server, data_row))
     broken = spec_row(tasks, "multi_turn_base_0")
     del broken["extra_info"]["interaction_kwargs"]["feedback"]

@@ -9,15 +9,15 @@ import pytest
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from envtune.bfcl.splits import split_tasks
+from envtune.curriculum.config import ConfigError, load_config, parse_config, preset_path
+from envtune.curriculum.run import CurriculumRun
 from envtune.env import Episode
 from envtune.models import load_model_and_tokenizer, tiny_model_path
-from envtune.train.config import ConfigError, load_config, parse_config
 from envtune.verl.config import Cluster, StageRun, check_overrides, compose, hydra_value, stage_overrides
 from envtune.verl.data import AGENT_NAME, EpisodeSpec, build_stage_data
-from envtune.verl.launch import VerlCurriculumRun
+from envtune.verl.engine import VerlEngine
 
-ROOT = Path(__file__).resolve().parents[2]
-PAPER = load_config(ROOT / "configs" / "paper.yaml")
+PAPER = load_config(preset_path("paper"))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_hydra_values_are_quoted_when_needed():
 def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
     run = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "envtune", "tune", "--engine", "verl", "--config", str(ROOT / "configs" / "paper.yaml"),
+        [sys.executable, "-m", "envtune", "tune", "--engine", "verl", "--preset", "paper",
          "--model", "Qwen/Qwen2.5-7B-Instruct", "--nodes", "2", "--gpus-per-node", "8", "--dry-run",
          "--output", str(run)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -136,6 +136,8 @@ def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
         assert f"stage {index + 1} ({name})" in block
         assert f"VERL_FILE_LOGGER_PATH={run}/stages/0{index + 1}-{name}/logs/launch-001.jsonl" in block
         assert f"data.train_files={run}/stages/0{index + 1}-{name}/data/train.parquet" in block
+        assert f"train: {(75, 100, 400, 400)[index]} tasks -> {run}/stages/0{index + 1}-{name}/data/train.parquet" in block
+        assert f"val: 100 tasks -> {run}/stages/0{index + 1}-{name}/data/val.parquet" in block
         assert (run / "stages" / f"0{index + 1}-{name}" / "data" / "val.parquet").is_file()
         model = "Qwen/Qwen2.5-7B-Instruct" if index == 0 else f"{run}/stages/0{index}-{('syntax', 'hints', 'hard')[index - 1]}/selected"
         assert f"actor_rollout_ref.model.path={model}" in block
@@ -144,7 +146,8 @@ def test_dry_run_prints_a_complete_command_for_every_stage(tmp_path):
     assert not (run / "state.json").exists()  # nothing ran
     assert "EpisodeAgentLoop" in (run / "agent_loops.yaml").read_text()
     # the printed command parses back into the overrides veRL would get
-    first = VerlCurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "again").launch(0, PAPER.stages[0], "m", 0)[0]
+    engine = VerlEngine()
+    first = engine.launch(CurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "again", None, engine), 0, PAPER.stages[0], "m", 0)[0]
     assert first[0] == sys.executable and first[1:3] == ["-m", "verl.trainer.main_ppo"]
 
 
@@ -159,13 +162,13 @@ def test_engine_flags_need_the_verl_engine(capsys):
     assert "nodes must be a positive integer, got 0" in capsys.readouterr().err
 
 
-def test_data_command_writes_a_stage_by_number_or_name(tmp_path, capsys):
+def test_dry_run_says_where_each_stages_data_is(tmp_path, capsys):
     from envtune.cli import main
 
-    assert main(["verl", "data", "--stage", "1", "--output", str(tmp_path / "syntax")]) == 0
+    run = tmp_path / "run"
+    assert main(["tune", "--engine", "verl", "--preset", "smoke", "--dry-run", "--output", str(run)]) == 0
     out = capsys.readouterr().out
-    assert f"train: 75 tasks -> {tmp_path / 'syntax' / 'train.parquet'}" in out and "val: 100 tasks" in out
-    assert main(["verl", "data", "--preset", "smoke", "--stage", "hints", "--output", str(tmp_path / "hints")]) == 0
-    assert "val: 4 tasks" in capsys.readouterr().out  # the smoke preset validates on 4 tasks
-    assert main(["verl", "data", "--stage", "fifth", "--output", str(tmp_path / "x")]) == 2
-    assert "give 1-4 or one of syntax, hints, hard, alignment" in capsys.readouterr().err
+    assert f"train: 75 tasks -> {run / 'stages' / '01-syntax' / 'data' / 'train.parquet'}" in out
+    hints = out[out.index("stage 2 (hints)"):out.index("stage 3 (hard)")]
+    assert f"train: 100 tasks -> {run / 'stages' / '02-hints' / 'data' / 'train.parquet'}" in hints
+    assert "val: 4 tasks" in hints  # the smoke preset validates on 4 tasks

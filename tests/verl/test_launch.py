@@ -1,4 +1,4 @@
-"""The veRL curriculum launcher against a simulated veRL: launches until the transition rule moves
+"""The veRL engine against a simulated veRL: launches until the transition rule moves
 on, keeps the latest and best checkpoints, hands the best one to the next stage, and resumes."""
 
 import json
@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from envtune.run_files import read_jsonl
+from envtune.curriculum.config import parse_config
+from envtune.curriculum.run import CurriculumRun
+from envtune.curriculum.transition import StageHistory
 from envtune.models import tiny_model_path
-from envtune.train.config import parse_config
+from envtune.run_files import read_jsonl
 from envtune.verl.config import Cluster
-from envtune.train.transition import StageHistory
-from envtune.verl.launch import VerlCurriculumRun, hand_off_step
+from envtune.verl.engine import VerlEngine, hand_off_step
 
 CONFIG = parse_config({
     "name": "two",
@@ -30,7 +31,11 @@ CONFIG = parse_config({
 CURVES = {"syntax": [0.1, 0.2, 0.3, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6],
           "hints": [0.3, 0.1, 0.2, 0.35, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]}
 CATEGORIES = ("base", "miss_func", "miss_param", "long_context")
-MODEL = str(tiny_model_path())  # a local model, so the launcher can measure prompts with its tokenizer
+MODEL = str(tiny_model_path())  # a local model, so the engine can measure prompts with its tokenizer
+
+
+def verl_run(output, **engine):
+    return CurriculumRun(CONFIG, MODEL, output, None, VerlEngine(**engine))
 
 
 class FakeVerl:
@@ -79,8 +84,7 @@ class FakeVerl:
 
 def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp_path):
     verl = FakeVerl()
-    run = VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=verl)
-    summary = run.run()
+    summary = verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=verl).run()
     syntax, hints = summary["stages"]
 
     # syntax: launches of 3 steps until the accuracy is flat over the patience window
@@ -117,16 +121,16 @@ def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp
 
     # running the same command again does nothing new
     again = FakeVerl()
-    VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=again).run()
+    verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=again).run()
     assert again.launches == [] and again.merges == []
 
 
 def test_a_failed_launch_names_its_log_and_the_same_command_resumes(tmp_path):
     crashing = FakeVerl(fail_in=("hints", 5))
     with pytest.raises(ChildProcessError, match="launch-002.log.*same command again"):
-        VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=crashing).run()
+        verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=crashing).run()
     resumed = FakeVerl()
-    summary = VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
+    summary = verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
     # syntax is not rerun; hints resumes from its step-3 checkpoint without validating again first
     assert [launch["trainer.experiment_name"] for launch in resumed.launches] == ["two-02-hints"]
     assert resumed.launches[0]["trainer.val_before_train"] == "false"
@@ -141,7 +145,7 @@ def test_a_run_directory_of_the_other_engine_is_refused(tmp_path):
     (tmp_path / "run" / "state.json").write_text(json.dumps(
         {"config_name": "two", "model": MODEL, "release": "2026.3.23", "stages": []}))
     with pytest.raises(ValueError, match="on engine trl"):
-        VerlCurriculumRun(CONFIG, MODEL, tmp_path / "run", launcher=FakeVerl()).run()
+        verl_run(tmp_path / "run", launcher=FakeVerl()).run()
 
 
 def test_the_hand_off_takes_the_best_checkpoint_only_when_it_beats_the_start():

@@ -1,6 +1,6 @@
-"""End to end on CPU through veRL's own code: the launcher's rendered config, veRL's dataset and its
+"""End to end on CPU through veRL's own code: the veRL engine's rendered config, veRL's dataset and its
 `AgentLoopWorker` (with a fake LLM server) play our rows, and veRL's validation metric names are the
-ones the launcher reads the transition rule's accuracy from."""
+ones the engine reads the transition rule's accuracy from."""
 
 import asyncio
 
@@ -12,11 +12,12 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 from verl.workers.rollout.replica import TokenOutput
 
+from envtune.curriculum.config import parse_config
+from envtune.curriculum.run import CurriculumRun
 from envtune.env.oracle import ANSWER
 from envtune.models import tiny_model_path
-from envtune.train.config import parse_config
 from envtune.verl.config import compose
-from envtune.verl.launch import VerlCurriculumRun, validation_accuracy
+from envtune.verl.engine import VerlEngine, validation_accuracy
 
 CONFIG = parse_config({
     "name": "worker",
@@ -42,8 +43,9 @@ class AnsweringServer:
 
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory):
-    run = VerlCurriculumRun(CONFIG, str(tiny_model_path()), tmp_path_factory.mktemp("run"))
-    command, _, _ = run.launch(0, CONFIG.stages[0], str(tiny_model_path()), done=0)
+    engine = VerlEngine()
+    run = CurriculumRun(CONFIG, str(tiny_model_path()), tmp_path_factory.mktemp("run"), None, engine)
+    command, _, _ = engine.launch(run, 0, CONFIG.stages[0], str(tiny_model_path()), done=0)
     return compose([word for word in command if "=" in word])
 
 
@@ -72,7 +74,7 @@ def test_verls_worker_plays_every_row_and_reports_our_numbers(launch):
     assert (tensors["rollout_log_probs"][tensors["response_mask"] == 1] == -0.25).all()
 
 
-def test_verls_validation_metric_names_are_what_the_launcher_reads():
+def test_verls_validation_metric_names_are_what_the_engine_reads():
     sources = np.array(["bfcl_multi_turn_base", "bfcl_multi_turn_base", "bfcl_multi_turn_miss_func"])
     metrics = RayPPOTrainer._val_metrics_update(
         None, sources, ["a", "b", "c"], {"reward": [1.0, 0.5, 0.5], "acc": [1.0, 0.0, 0.0], "progress": [1, 0.5, 0.5]}, [],

@@ -16,25 +16,42 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
 
-Unknown keys are errors that name the key and the stage, so a typo never silently falls back to a
-default.
+A config can start from another: `base: paper` (a preset) or `base: other.yaml` (a file, relative to
+the config's directory). The config merges over its base with `_merge`: mappings key by key, lists
+replaced, so a `stages` list replaces the base's whole list.
+
+Unknown keys are errors that name the key, the stage and a close match, so a typo never silently
+falls back to a default. That holds for `grpo` (TRL's GRPOConfig fields) and `lora` (PEFT's
+LoraConfig fields) too, whichever engine runs: checking them needs the `train` extra. A few GRPOConfig
+fields are envtune's to set (GRPO_SET_BY_ENVTUNE) and are refused with where to set them instead;
+`bf16: true` asks for bfloat16 mixed precision, used when the model is placed in bfloat16 (`--dtype`).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import CATEGORIES
+from envtune.curriculum.transition import TransitionRule
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
 from envtune.errors import EnvtuneError
 from envtune.rollout import SamplingParams
-from envtune.train.transition import TransitionRule
+
+PRESETS = ("smoke", "paper")  # configs shipped in envtune/curriculum/presets/
+
+
+def preset_path(name: str) -> Path:
+    return Path(str(resources.files("envtune.curriculum") / "presets" / f"{name}.yaml"))
+
 
 STAGE_KEYS = {
     "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
@@ -43,6 +60,18 @@ STAGE_KEYS = {
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
 # envtune's defaults for the `grpo` fields that size a step and its checkpoints (both engines read them)
 GRPO_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
+# GRPOConfig fields the TRL engine sets itself, and where a config says what they would say
+GRPO_SET_BY_ENVTUNE = {
+    "output_dir": "the stage's directory in the run directory (--output)",
+    "max_steps": "set the stage's max_steps",
+    "max_completion_length": "set the stage's max_completion_tokens",
+    "seed": "set the config's seed",
+    "use_cpu": "choose the device with --device",
+    "logging_steps": "every step is logged: the transition rule reads every gradient norm",
+    "report_to": "training curves go to TensorBoard in the stage's directory",
+    "save_strategy": "checkpoints are saved every save_steps",
+    "reward_weights": "the stage reward trains; the other episode numbers are only logged",
+}
 
 
 class ConfigError(EnvtuneError):
@@ -79,6 +108,11 @@ class StageConfig:
         return {**GRPO_DEFAULTS, **self.grpo}
 
     @property
+    def transition_rule(self) -> TransitionRule:
+        """When the stage moves on: its `transition` thresholds with its step budget."""
+        return TransitionRule.from_dict({**self.transition, "max_steps": self.max_steps})
+
+    @property
     def validation_episode(self) -> EpisodeConfig:
         """Validation plays the stage's episodes with standard feedback, as evaluation does."""
         return EpisodeConfig(**{**asdict(self.episode), "feedback": "standard"})
@@ -90,6 +124,7 @@ class CurriculumConfig:
     stages: tuple[StageConfig, ...]
     seed: int = 0
     source: Mapping[str, Any] = field(default_factory=dict)  # the document as loaded, for the run directory
+    episode_overrides: Mapping[str, Any] = field(default_factory=dict)  # see `override_episodes`
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,15 +138,46 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
-def _check_keys(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
+def _check_keys(where: str, given: Mapping[str, Any], allowed: set[str] | frozenset[str], kind: str = "") -> None:
+    """Refuse the first unknown key with a close match; `kind` says what the keys are instead of
+    listing them all."""
+    unknown = sorted(set(given) - allowed, key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+        close = difflib.get_close_matches(str(unknown[0]), sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint}; {kind or 'allowed keys: ' + ', '.join(sorted(allowed))}")
+
+
+@lru_cache(maxsize=None)
+def _trainer_fields(section: str) -> frozenset[str]:
+    """What `grpo` (TRL's GRPOConfig) or `lora` (PEFT's LoraConfig) may set."""
+    try:
+        if section == "grpo":
+            from trl import GRPOConfig as settings
+        else:
+            from peft import LoraConfig as settings
+    except ImportError as error:
+        raise ConfigError(f"checking the {section} keys needs the train extra ({error}): pip install 'envtune[train]'") from None
+    return frozenset(setting.name for setting in fields(settings) if setting.init)
+
+
+def _check_trainer_settings(where: str, raw: Mapping[str, Any]) -> None:
+    """The `grpo` and `lora` keys of a stage (or the defaults), checked at load time whichever engine runs."""
+    for section, kind in (("grpo", "grpo takes TRL GRPOConfig fields"), ("lora", "lora takes PEFT LoraConfig fields")):
+        settings = raw.get(section) or {}
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"{where}: {section} must be a mapping; {kind}")
+        reserved = sorted(set(settings) & set(GRPO_SET_BY_ENVTUNE)) if section == "grpo" else []
+        if reserved:
+            raise ConfigError(f"{where} grpo: {reserved[0]!r} is set by envtune: {GRPO_SET_BY_ENVTUNE[reserved[0]]}")
+        if settings:
+            _check_keys(f"{where} {section}", settings, _trainer_fields(section), kind)
 
 
 def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     where = f"stage {index + 1} ({raw.get('name', 'unnamed')})"
     _check_keys(where, raw, STAGE_KEYS)
+    _check_trainer_settings(where, raw)
     for required in ("name", "split", "reward", "max_steps"):
         if required not in raw:
             raise ConfigError(f"{where}: missing {required!r}")
@@ -132,23 +198,24 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         validation_config = ValidationConfig(**validation)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
-    try:
-        TransitionRule.from_dict({**raw.get("transition", {}), "max_steps": raw["max_steps"]})
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where} transition: {error}") from None
     verl = raw.get("verl", {}) or {}
     if not isinstance(verl, Mapping) or not all(isinstance(key, str) and key for key in verl):
         raise ConfigError(f"{where}: verl must map dotted veRL config keys to values, e.g. "
                           "{actor_rollout_ref.actor.entropy_coeff: 0.001}")
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
-    return StageConfig(
+    stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
-        categories=categories, episode=episode, grpo=dict(raw.get("grpo", {})), sampling=sampling,
+        categories=categories, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
         lora=raw.get("lora"), verl=dict(verl),
     )
+    try:
+        stage.transition_rule  # built when the stage runs: a bad threshold fails now instead
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where} transition: {error}") from None
+    return stage
 
 
 def validation_tasks(stage: StageConfig, release: str | None):
@@ -160,13 +227,43 @@ def validation_tasks(stage: StageConfig, release: str | None):
     return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
 
 
-def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
-    """Build and check a curriculum from a loaded YAML document."""
+def _read_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """A YAML config file, merged over its base; `chain` holds the files that based on it."""
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    return _with_base(document, path.parent, (*chain, path.resolve()))
+
+
+def _with_base(document: Any, directory: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The document merged over its `base` (a preset name or a file relative to `directory`)."""
+    if not isinstance(document, Mapping) or "base" not in document:
+        return document
+    base = str(document["base"])
+    path = (preset_path(base) if base in PRESETS else directory / base).resolve()
+    if path in chain:
+        raise ConfigError(f"config base {base!r}: {path} is already a base of this config (a loop)")
+    parent = _read_document(path, chain)
+    if not isinstance(parent, Mapping):
+        raise ConfigError(f"config base {base!r}: {path} is not a curriculum config")
+    return _merge(parent, {key: value for key, value in document.items() if key != "base"})
+
+
+def parse_config(document: Mapping[str, Any], directory: str | Path = ".") -> CurriculumConfig:
+    """Build and check a curriculum from a loaded YAML document (a `base` file is looked up in
+    `directory`)."""
+    document = _with_base(document, Path(directory))
     if not isinstance(document, Mapping):
         raise ConfigError("a curriculum config is a mapping with 'name', 'defaults' and 'stages'")
     _check_keys("config", document, {"name", "seed", "defaults", "stages"})
     defaults = document.get("defaults", {}) or {}
     _check_keys("defaults", defaults, STAGE_KEYS - {"name"})
+    _check_trainer_settings("defaults", defaults)
     stages = document.get("stages")
     if not stages or not isinstance(stages, list):
         raise ConfigError("config: 'stages' must be a non-empty list")
@@ -181,14 +278,18 @@ def parse_config(document: Mapping[str, Any]) -> CurriculumConfig:
     )
 
 
-def load_config(path: str | Path) -> CurriculumConfig:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+def override_episodes(config: CurriculumConfig, **settings: Any) -> CurriculumConfig:
+    """The config with episode settings (EpisodeConfig fields; None: as configured) replaced in every
+    stage. Validation still plays with standard feedback."""
+    given = {name: value for name, value in settings.items() if value is not None}
+    if not given:
+        return config
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
-    return parse_config(document)
+        stages = tuple(replace(stage, episode=replace(stage.episode, **given)) for stage in config.stages)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"episode settings {given}: {error}") from None
+    return replace(config, stages=stages, episode_overrides={**config.episode_overrides, **given})
+
+
+def load_config(path: str | Path) -> CurriculumConfig:
+    return parse_config(_read_document(Path(path)))

@@ -1,4 +1,4 @@
-"""The curriculum's stage-transition rule (SPEC §2, paper Remark 3.1), made concrete.
+"""The curriculum's stage-transition rule (paper Remark 3.1), made concrete.
 
 The paper moves on only when validation accuracy has plateaued AND the gradient norm is stable, and
 starts the next stage from the selected checkpoint; it gives no thresholds. This module fixes them
@@ -42,12 +42,13 @@ All thresholds are strict: "below" means <, so min_delta, max_slope and max_grad
 
 from __future__ import annotations
 
-from envtune.errors import EnvtuneError
 import difflib
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+
+from envtune.errors import EnvtuneError
 
 Point = tuple[int, float]
 Stat = int | float | bool | None

@@ -1,20 +1,14 @@
-"""Run the curriculum: stage after stage of GRPO, validation, the transition rule, checkpoint hand-off,
-and a run directory a person can read and a killed run can resume from.
+"""The TRL engine: each curriculum stage is one run of TRL's `GRPOTrainer` on this machine, whose
+rollouts are envtune episodes with the policy being trained. A trainer callback validates, keeps the
+best checkpoint and stops the stage when the transition rule says so.
 
-Run directory:
+Files it adds to the run directory (see `envtune.curriculum.run`):
 
-    config.yaml          the resolved config, with the model and the BFCL release
-    state.json           which stages are done and where each one's best checkpoint is
-    metrics.jsonl        every logged training step and validation, tagged with the stage
-    decisions.jsonl      every transition check, with the numbers behind it
     rollouts.jsonl       sampled rollouts: messages, feedback, turn verdicts, rewards
-    stages/NN-name/      the stage's trainer output: checkpoint-N/, best-step-N/, TensorBoard events,
+    stages/NN-name/      the trainer's output: checkpoint-N/, best-step-N/, last/, TensorBoard events,
                          history.json (validations and grad norms the rule reads)
-    summary.json         per stage: steps, best validation, decision; written at the end
 
-Every file is written atomically (write to a temporary file, then rename), so a `kill -9` at any
-moment leaves either the old or the new version. Running the same command again skips finished
-stages and resumes the current one from its last complete checkpoint.
+A killed stage resumes from its last complete `checkpoint-N`.
 """
 
 from __future__ import annotations
@@ -28,17 +22,17 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from envtune.bfcl.release import resolve_release
 from envtune.bfcl.scoring import category_mean
 from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
+from envtune.curriculum.config import StageConfig, validation_tasks
+from envtune.curriculum.run import CurriculumRun, StageResult
+from envtune.curriculum.transition import StageHistory
 from envtune.env.episode import Episode
-from envtune.run_files import append_jsonl, write_atomically, write_json
+from envtune.errors import EnvtuneError
 from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
-from envtune.train.config import CurriculumConfig, StageConfig, validation_tasks
-from envtune.train.transition import Decision, StageHistory, TransitionRule
-from envtune.errors import EnvtuneError
+from envtune.run_files import append_jsonl, write_json
 
 SAMPLED_ROLLOUTS_PER_BATCH = 2
 
@@ -87,7 +81,7 @@ class StageMonitor(TrainerCallback):
     """Trainer callback: logs metrics, validates every `every` steps, keeps the best checkpoint and
     stops the stage when the transition rule says so."""
 
-    def __init__(self, run: "CurriculumRun", index: int, stage: StageConfig, model, tokenizer):
+    def __init__(self, run: CurriculumRun, index: int, stage: StageConfig, model, tokenizer):
         self.run, self.index, self.stage = run, index, stage
         self.model, self.tokenizer = model, tokenizer
         self.stage_dir = run.stage_dir(index, stage)
@@ -96,7 +90,6 @@ class StageMonitor(TrainerCallback):
         self.val_accuracy: list[list[float]] = saved.get("val_accuracy", [])
         self.grad_norm: list[list[float]] = saved.get("grad_norm", [])
         self.best_checkpoint: str | None = saved.get("best_checkpoint")
-        self.rule = TransitionRule.from_dict({**stage.transition, "max_steps": stage.max_steps})
         self.val_tasks = validation_tasks(stage, run.release)
         self.decision = None
         self._due: int | None = None
@@ -142,8 +135,7 @@ class StageMonitor(TrainerCallback):
             steps=step, val_accuracy=[tuple(point) for point in self.val_accuracy],
             grad_norm=[tuple(point) for point in self.grad_norm],
         )
-        self.decision = self.rule.decide(history)
-        self.run.log_decision(self.stage, step, self.decision)
+        self.decision = self.run.decide(self.stage, history)
         return self.decision
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -170,14 +162,12 @@ class StageMonitor(TrainerCallback):
         return control
 
 
-class CurriculumRun:
-    """The whole curriculum in one run directory, resumable. Engines subclass it and implement
-    `_run_stage`; this class owns the run directory, the state and the checkpoint hand-off."""
+class TrlEngine:
+    """Trains each stage with TRL on this machine, placed on one device."""
 
-    engine = "trl"
+    name = "trl"
 
-    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None,
-                 placement: Placement | None = None):
+    def __init__(self, placement: Placement | None = None):
         import torch
 
         self.placement = placement or resolve_placement()
@@ -187,75 +177,22 @@ class CurriculumRun:
         if self.placement.dtype == torch.float16:
             raise EnvtuneError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
                                "loss scaling); use --dtype bfloat16, float32 or auto")
-        self.config = config
-        self.model_source = str(model)
-        self.output = Path(output)
-        self.release = resolve_release(release).version
-        self.state_path = self.output / "state.json"
 
-    def stage_dir(self, index: int, stage: StageConfig) -> Path:
-        return self.output / "stages" / f"{index + 1:02d}-{stage.name}"
-
-    def log(self, stage: StageConfig, step: int, metrics: dict[str, Any]) -> None:
-        append_jsonl(self.output / "metrics.jsonl", {"stage": stage.name, "step": step, **metrics})
-
-    def log_decision(self, stage: StageConfig, step: int, decision: Decision) -> None:
-        record = {"stage": stage.name, "step": step, "advance": decision.advance, "reason": decision.reason,
-                  "best_step": decision.best_step, "best_accuracy": decision.best_accuracy, "stats": decision.stats}
-        append_jsonl(self.output / "decisions.jsonl", record)
-
-    def _state(self) -> dict[str, Any]:
-        if self.state_path.is_file():
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-            held = (state.get("config_name"), state.get("model"), state.get("engine", "trl"))
-            if held != (self.config.name, self.model_source, self.engine):
-                raise EnvtuneError(
-                    f"{self.output} holds a run of config {held[0]!r} with model {held[1]!r} on engine {held[2]}; "
-                    f"use another --output for config {self.config.name!r} with {self.model_source!r} on {self.engine}"
-                )
-            return state
-        return {"config_name": self.config.name, "model": self.model_source, "engine": self.engine,
-                "release": self.release, "stages": []}
-
-    def _write_config(self) -> None:
-        import yaml
-
-        document = {**self.config.source, "model": self.model_source, "engine": self.engine, "bfcl_release": self.release}
-        write_atomically(self.output / "config.yaml", yaml.safe_dump(document, sort_keys=False))
-
-    def run(self) -> dict[str, Any]:
-        """Run every stage not yet finished; returns the summary."""
-        self.output.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        state = self._state()
-        start_from = self.model_source
-        for index, stage in enumerate(self.config.stages):
-            done = next((entry for entry in state["stages"] if entry["name"] == stage.name), None)
-            if done is None:
-                done = self._run_stage(index, stage, start_from)
-                state["stages"].append(done)
-                write_json(self.state_path, state)
-            start_from = done["best_checkpoint"] or done["last_checkpoint"] or start_from
-        summary = {"config": self.config.name, "model": self.model_source, "engine": self.engine, "release": self.release,
-                   "final_checkpoint": start_from, "stages": state["stages"]}
-        write_json(self.output / "summary.json", summary)
-        return summary
-
-    def _run_stage(self, index: int, stage: StageConfig, start_from: str) -> dict[str, Any]:
+    def run_stage(self, run: CurriculumRun, index: int, stage: StageConfig, start_from: str) -> StageResult:
         from envtune.train.grpo import EpisodeRollouts, make_trainer
 
-        stage_dir = self.stage_dir(index, stage)
+        stage_dir = run.stage_dir(index, stage)
         model, tokenizer = load_model_and_tokenizer(start_from, placement=self.placement)
-        monitor = StageMonitor(self, index, stage, model, tokenizer)
-        tasks = task_index(self.release)
-        train_ids = [task.id for task in split_tasks(stage.split, self.release) if task.category in stage.categories]
+        monitor = StageMonitor(run, index, stage, model, tokenizer)
+        tasks = task_index(run.release)
+        train_ids = [task.id for task in split_tasks(stage.split, run.release) if task.category in stage.categories]
         rollouts = EpisodeRollouts(
-            tasks, tokenizer, stage.episode, SamplingParams(**{**asdict(stage.sampling), "seed": self.config.seed}),
+            tasks, tokenizer, stage.episode, SamplingParams(**{**asdict(stage.sampling), "seed": run.config.seed}),
             stage.max_completion_tokens, stage.generation_batch_size,
-            on_rollouts=lambda batch: [append_jsonl(self.output / "rollouts.jsonl", {"stage": stage.name, **rollout_record(r)})
+            on_rollouts=lambda batch: [append_jsonl(run.output / "rollouts.jsonl", {"stage": stage.name, **rollout_record(r)})
                                        for r in batch[:SAMPLED_ROLLOUTS_PER_BATCH]],
         )
-        trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir),
+        trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
                                peft_config=self._lora(stage))
         monitor.model = trainer.model  # with LoRA this is the PEFT wrapper, so checkpoints hold the adapters
         trainer.add_callback(monitor)
@@ -265,13 +202,13 @@ class CurriculumRun:
         decision = monitor.decision or monitor.decide(steps)
         trainer.save_model(str(stage_dir / "last"))
         tokenizer.save_pretrained(stage_dir / "last")
-        return {
-            "name": stage.name, "steps": steps, "best_checkpoint": monitor.best_checkpoint,
-            "last_checkpoint": str(stage_dir / "last"), "best_accuracy": decision.best_accuracy,
-            "best_step": decision.best_step, "decision": decision.reason,
-        }
+        return StageResult(
+            name=stage.name, steps=steps, best_checkpoint=monitor.best_checkpoint,
+            last_checkpoint=str(stage_dir / "last"), best_accuracy=decision.best_accuracy,
+            best_step=decision.best_step, decision=decision.reason,
+        )
 
-    def _grpo_args(self, stage: StageConfig, stage_dir: Path):
+    def _grpo_args(self, stage: StageConfig, stage_dir: Path, seed: int):
         import torch
         from trl import GRPOConfig
 
@@ -282,7 +219,7 @@ class CurriculumRun:
             **{
                 "save_total_limit": 3, **options,
                 "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not self.placement.on_gpu, "bf16": bf16,
-                "max_completion_length": stage.max_completion_tokens, "seed": self.config.seed,
+                "max_completion_length": stage.max_completion_tokens, "seed": seed,
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm
                 "report_to": ["tensorboard"],
                 "save_strategy": "steps",

@@ -1,5 +1,5 @@
-"""The curriculum on veRL: each stage is a series of `verl.trainer.main_ppo` launches, judged between
-launches by the same transition rule as the single-machine trainer.
+"""The veRL engine: each curriculum stage is a series of `verl.trainer.main_ppo` launches, judged
+between launches by the same transition rule as the TRL engine.
 
 A stage runs like this:
 
@@ -19,7 +19,7 @@ Only the latest checkpoint (for resuming) and the best validated one are kept. K
 veRL at any point and running the same command again resumes: finished stages are skipped and the
 current one goes on from its last checkpoint.
 
-Stage directory, besides the run files of `envtune.train.curriculum`:
+Files it adds to the run directory (see `envtune.curriculum.run`):
 
     agent_loops.yaml                            registers envtune's agent loop with veRL's workers
     stages/NN-name/data/{train,val}.parquet     the rows veRL reads
@@ -39,6 +39,8 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,16 +48,16 @@ import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
 from envtune.bfcl.scoring import category_mean
+from envtune.curriculum.config import StageConfig
+from envtune.curriculum.run import CurriculumRun, StageResult
+from envtune.curriculum.transition import Decision, StageHistory
+from envtune.errors import EnvtuneError
 from envtune.run_files import read_jsonl
-from envtune.train.config import CurriculumConfig, StageConfig
-from envtune.train.curriculum import CurriculumRun
-from envtune.train.transition import Decision, StageHistory, TransitionRule
 from envtune.verl.config import (
     MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, agent_loop_config_path, check_overrides, command_line,
     stage_overrides,
 )
 from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
-from envtune.errors import EnvtuneError
 
 VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
 GRAD_NORM = "actor/grad_norm"
@@ -144,39 +146,56 @@ def hand_off_step(history: StageHistory, checkpointed: list[int]) -> int | None:
     return checkpointed[-1] if checkpointed else None
 
 
-class VerlCurriculumRun(CurriculumRun):
-    """The curriculum in one run directory, each stage trained by veRL; resumable like the TRL run."""
+@lru_cache(maxsize=None)
+def load_tokenizer(model: str) -> Any:
+    """The model's tokenizer, or None (said once) when it cannot be loaded on this machine."""
+    from transformers import AutoTokenizer
 
-    engine = "verl"
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        print(f"envtune: cannot load the tokenizer of {model} here ({str(error).splitlines()[0]}); "
+              f"prompts get {MAX_PROMPT_TOKENS} tokens and veRL drops longer ones", file=sys.stderr)
+        return None
 
-    def __init__(self, config: CurriculumConfig, model: str, output: str | Path, release: str | None = None,
-                 cluster: Cluster = Cluster(), steps_per_launch: int | None = None, launcher: Launcher = run_logged):
-        super().__init__(config, model, Path(output).resolve(), release)  # Ray workers run elsewhere: absolute paths
+
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage's data and its first veRL launch, as `--dry-run` shows them."""
+
+    stage: str
+    max_steps: int
+    steps_per_launch: int
+    command: str  # a shell command a person can copy
+    ignored: list[str]  # curriculum fields veRL has no use for
+    data: dict[str, Path]  # train / val parquet files
+    rows: dict[str, int]  # tasks in each
+
+
+class VerlEngine:
+    """Trains each stage as a series of veRL launches on a Ray cluster (see the module docstring)."""
+
+    name = "verl"
+
+    def __init__(self, cluster: Cluster = Cluster(), steps_per_launch: int | None = None, launcher: Launcher = run_logged):
         if steps_per_launch is not None and (not isinstance(steps_per_launch, int) or steps_per_launch < 1):
             raise EnvtuneError(f"steps_per_launch must be a positive integer, got {steps_per_launch!r}")
         self.cluster = cluster
         self.steps_per_launch = steps_per_launch
         self.launcher = launcher
-        self._tokenizer: Any = False  # loaded on first use; None when it cannot be loaded here
 
-    def paths(self, index: int, stage: StageConfig) -> StagePaths:
-        return StagePaths(self.stage_dir(index, stage))
+    @staticmethod
+    def paths(run: CurriculumRun, index: int, stage: StageConfig) -> StagePaths:
+        return StagePaths(run.stage_dir(index, stage))
 
-    def prompt_budget(self, stage: StageConfig, files: list[Path]) -> int:
+    @staticmethod
+    def prompt_budget(run: CurriculumRun, stage: StageConfig, files: list[Path]) -> int:
         """veRL drops rows whose prompt exceeds `data.max_prompt_length`, so the budget is the paper's
         8192 tokens or, when longer, the longest opening prompt under the model's chat template."""
-        if self._tokenizer is False:
-            from transformers import AutoTokenizer
-
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.model_source)
-            except (OSError, ValueError) as error:
-                self._tokenizer = None
-                print(f"envtune: cannot load the tokenizer of {self.model_source} here ({str(error).splitlines()[0]}); "
-                      f"prompts get {MAX_PROMPT_TOKENS} tokens and veRL drops longer ones", file=sys.stderr)
-        if self._tokenizer is None:
+        tokenizer = load_tokenizer(run.model_source)
+        if tokenizer is None:
             return MAX_PROMPT_TOKENS
-        longest = max(prompt_lengths(self._tokenizer, files))
+        longest = max(prompt_lengths(tokenizer, files))
         configured = stage.verl.get("data.max_prompt_length")
         if configured is not None and int(configured) < longest:
             print(f"envtune: stage {stage.name}: data.max_prompt_length={configured} is below the longest prompt "
@@ -186,27 +205,34 @@ class VerlCurriculumRun(CurriculumRun):
     def _launch_length(self, stage: StageConfig) -> int:
         return self.steps_per_launch or int(stage.grpo_settings["save_steps"])
 
-    def launch(self, index: int, stage: StageConfig, model: str, done: int) -> tuple[list[str], dict[str, str], list[str]]:
+    def stage_data(self, run: CurriculumRun, index: int, stage: StageConfig) -> dict[str, Path]:
+        """The stage's train and val parquet files, written on first use."""
+        data = self.paths(run, index, stage).data
+        files = {"train": data / "train.parquet", "val": data / "val.parquet"}
+        if all(path.is_file() for path in files.values()):
+            return files
+        return build_stage_data(stage, data, run.release)
+
+    def launch(self, run: CurriculumRun, index: int, stage: StageConfig, model: str,
+               done: int) -> tuple[list[str], dict[str, str], list[str]]:
         """(command, environment, ignored curriculum fields) of the stage's next launch after `done` steps."""
-        paths = self.paths(index, stage)
-        data = {"train": paths.data / "train.parquet", "val": paths.data / "val.parquet"}
-        if not all(path.is_file() for path in data.values()):
-            data = build_stage_data(stage, paths.data, self.release)
+        paths = self.paths(run, index, stage)
+        data = self.stage_data(run, index, stage)
         # veRL's workers may run on other nodes, where the package can sit elsewhere: they read the
         # agent-loop registry from the run directory, which every node sees
-        agent_loops = self.output / "agent_loops.yaml"
+        agent_loops = run.output / "agent_loops.yaml"
         if not agent_loops.is_file():
-            self.output.mkdir(parents=True, exist_ok=True)
+            run.output.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(agent_loop_config_path(), agent_loops)
-        run = StageRun(
+        stage_run = StageRun(
             model=model, train_file=data["train"], val_file=data["val"],
             train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
-            max_prompt_tokens=self.prompt_budget(stage, list(data.values())),
-            experiment=f"{self.config.name}-{index + 1:02d}-{stage.name}",
+            max_prompt_tokens=self.prompt_budget(run, stage, list(data.values())),
+            experiment=f"{run.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
-            seed=self.config.seed, agent_loops=str(agent_loops),
+            seed=run.config.seed, agent_loops=str(agent_loops),
         )
-        overrides, ignored = stage_overrides(stage, run, self.cluster)
+        overrides, ignored = stage_overrides(stage, stage_run, self.cluster)
         composed = check_overrides(stage, overrides)
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
@@ -214,34 +240,35 @@ class VerlCurriculumRun(CurriculumRun):
         env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
         return [sys.executable, "-m", TRAINER_MODULE, *overrides], env, ignored
 
-    def plan(self) -> list[dict[str, Any]]:
-        """The first launch of every stage, without running anything (`--dry-run`): stage N > 1
+    def plan(self, run: CurriculumRun) -> list[StagePlan]:
+        """Every stage's data and first launch, without running anything (`--dry-run`): stage N > 1
         starts from stage N-1's `selected/` model, which exists once that stage has run."""
-        planned, model = [], self.model_source
-        for index, stage in enumerate(self.config.stages):
-            command, env, ignored = self.launch(index, stage, model, done=0)
-            planned.append({"stage": stage.name, "max_steps": stage.max_steps, "steps_per_launch": self._launch_length(stage),
-                            "command": command_line(command, env), "ignored": ignored})
-            model = str(self.paths(index, stage).selected)
+        planned, model = [], run.model_source
+        for index, stage in enumerate(run.config.stages):
+            command, env, ignored = self.launch(run, index, stage, model, done=0)
+            data = self.stage_data(run, index, stage)
+            planned.append(StagePlan(
+                stage=stage.name, max_steps=stage.max_steps, steps_per_launch=self._launch_length(stage),
+                command=command_line(command, env), ignored=ignored, data=data,
+                rows={name: pq.read_metadata(path).num_rows for name, path in data.items()},
+            ))
+            model = str(self.paths(run, index, stage).selected)
         return planned
 
-    def _decide(self, stage: StageConfig, rule: TransitionRule, paths: StagePaths) -> tuple[Decision, StageHistory]:
-        steps = paths.latest_step()
-        history = stage_history(read_metrics(paths), steps)
-        decision = rule.decide(history)
-        self.log_decision(stage, steps, decision)
-        return decision, history
+    @staticmethod
+    def _decide(run: CurriculumRun, stage: StageConfig, paths: StagePaths) -> tuple[Decision, StageHistory]:
+        history = stage_history(read_metrics(paths), paths.latest_step())
+        return run.decide(stage, history), history
 
-    def _run_stage(self, index: int, stage: StageConfig, start_from: str) -> dict[str, Any]:
-        paths = self.paths(index, stage)
-        rule = TransitionRule.from_dict({**stage.transition, "max_steps": stage.max_steps})
+    def run_stage(self, run: CurriculumRun, index: int, stage: StageConfig, start_from: str) -> StageResult:
+        paths = self.paths(run, index, stage)
         while True:
             done = paths.latest_step()
             if done:
-                decision, history = self._decide(stage, rule, paths)
+                decision, history = self._decide(run, stage, paths)
                 if decision.advance:
                     break
-            command, env, ignored = self.launch(index, stage, start_from, done)
+            command, env, ignored = self.launch(run, index, stage, start_from, done)
             if ignored:
                 print(f"envtune: stage {stage.name}: veRL has no use for {', '.join(ignored)}", file=sys.stderr)
             log = Path(env["VERL_FILE_LOGGER_PATH"]).with_suffix(".log")
@@ -251,24 +278,26 @@ class VerlCurriculumRun(CurriculumRun):
                 raise ChildProcessError(
                     f"veRL stopped in stage {stage.name} (exit status {status}, last checkpoint at step {reached}); "
                     f"its output is in {log}. Run the same command again to resume from the last checkpoint.")
-            self._record(stage, paths, reached)
+            self._record(run, stage, paths, reached)
             self._prune(paths, stage_history(read_metrics(paths), reached))
         step = hand_off_step(history, paths.checkpoint_steps())
-        return {
-            "name": stage.name, "steps": done, "best_checkpoint": str(self._hand_off(paths, stage, step)),
-            "handed_off_step": step, "last_checkpoint": str(paths.checkpoints / f"global_step_{done}"),
-            "best_accuracy": decision.best_accuracy, "best_step": decision.best_step, "decision": decision.reason,
-        }
+        return StageResult(
+            name=stage.name, steps=done, best_checkpoint=str(self._hand_off(paths, stage, step)),
+            last_checkpoint=str(paths.checkpoints / f"global_step_{done}"), best_accuracy=decision.best_accuracy,
+            best_step=decision.best_step, decision=decision.reason, handed_off_step=step,
+        )
 
-    def _record(self, stage: StageConfig, paths: StagePaths, reached: int) -> None:
+    @staticmethod
+    def _record(run: CurriculumRun, stage: StageConfig, paths: StagePaths, reached: int) -> None:
         """Copy veRL's steps up to the latest checkpoint into the run's metrics.jsonl (each step once,
         with the validation accuracy added)."""
-        recorded = {line["step"] for line in read_jsonl(self.output / "metrics.jsonl") if line.get("stage") == stage.name}
+        recorded = {line["step"] for line in read_jsonl(run.output / "metrics.jsonl") if line.get("stage") == stage.name}
         for step, data in sorted(read_metrics(paths).items()):
             if step <= reached and step not in recorded:
-                self.log(stage, step, {**validation_accuracy(data), **data})
+                run.log(stage, step, {**validation_accuracy(data), **data})
 
-    def _prune(self, paths: StagePaths, history: StageHistory) -> None:
+    @staticmethod
+    def _prune(paths: StagePaths, history: StageHistory) -> None:
         """Keep the latest checkpoint (to resume) and the one the hand-off would pick; free the rest."""
         steps = paths.checkpoint_steps()
         keep = {steps[-1], hand_off_step(history, steps)} if steps else set()

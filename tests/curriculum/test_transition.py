@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envtune.train.transition import Decision, StageHistory, TransitionRule
+from envtune.curriculum.transition import Decision, StageHistory, TransitionRule
 
 RULE = TransitionRule()  # max_steps 200, min_steps 20, patience 5, grad_window 10
 STABLE = [1.0, 1.05, 0.95, 1.02, 0.98] * 2  # CV ~0.035

@@ -1,0 +1,142 @@
+"""Curriculum configs load, merge defaults into stages, and reject mistakes by name."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from envtune.curriculum import config as config_module
+from envtune.curriculum.config import PRESETS, ConfigError, load_config, parse_config, preset_path
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [*CONFIGS, *map(preset_path, PRESETS)], ids=lambda path: path.stem)
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert config.stages and all(stage.max_steps > 0 for stage in config.stages)
+
+
+def test_the_paper_curriculum_matches_the_spec():
+    stages = load_config(preset_path("paper")).stages
+    assert [(s.split, s.reward, s.episode.feedback, s.episode.prompt) for s in stages] == [
+        ("format", "format", "standard", "basic"),
+        ("train", "progress", "augmented", "basic"),
+        ("train", "progress", "augmented", "extended"),
+        ("train", "progress", "standard", "extended"),
+    ]
+    assert stages[1].categories == ("base",)
+    assert stages[0].grpo["learning_rate"] == 1e-6 and stages[0].grpo["beta"] == 0.1
+    assert (stages[0].grpo["epsilon"], stages[0].grpo["epsilon_high"], stages[0].grpo["num_generations"]) == (0.2, 0.28, 16)
+
+
+def test_an_ablation_is_the_paper_preset_with_its_own_stages():
+    paper = load_config(preset_path("paper"))
+    ablation = load_config(Path(__file__).resolve().parents[2] / "configs" / "no_augmentation.yaml")
+    assert ablation.name == "no-augmentation" and [stage.name for stage in ablation.stages] == [s.name for s in paper.stages]
+    assert [stage.episode.feedback for stage in ablation.stages] == ["standard"] * 4
+    for ours, theirs in zip(ablation.stages, paper.stages):
+        assert (ours.grpo, ours.sampling, ours.transition, ours.verl) == (theirs.grpo, theirs.sampling, theirs.transition, theirs.verl)
+    assert "base" not in ablation.source and ablation.source["defaults"] == paper.source["defaults"]  # self-contained
+
+
+def test_a_base_merges_under_the_config_and_its_stages_are_replaced(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "name: parent\nseed: 3\ndefaults: {grpo: {learning_rate: 1.0e-5, beta: 0.1}}\n"
+        "stages: [{name: a, split: train, reward: progress, max_steps: 2}]\n")
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "child.yaml").write_text(
+        "base: ../parent.yaml\nname: child\ndefaults: {grpo: {beta: 0.2}}\n"
+        "stages: [{name: b, split: format, reward: format, max_steps: 1}]\n")
+    config = load_config(tmp_path / "child" / "child.yaml")
+    assert (config.name, config.seed, [stage.name for stage in config.stages]) == ("child", 3, ["b"])
+    assert config.stages[0].grpo == {"learning_rate": 1e-5, "beta": 0.2}
+    assert parse_config({"base": "paper", "name": "renamed"}).stages == load_config(preset_path("paper")).stages
+
+
+def test_base_mistakes_are_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="is already a base of this config"):
+        load_config(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="config file not found: .*absent.yaml"):
+        parse_config({"base": "absent.yaml"}, tmp_path)
+    (tmp_path / "list.yaml").write_text("[1, 2]\n")
+    with pytest.raises(ConfigError, match="list.yaml is not a curriculum config"):
+        parse_config({"base": "list.yaml"}, tmp_path)
+
+
+def base(**stage):
+    return {"name": "t", "stages": [{"name": "one", "split": "train", "reward": "progress", "max_steps": 3, **stage}]}
+
+
+def test_defaults_merge_into_stages():
+    document = base(episode={"feedback": "augmented"})
+    document["defaults"] = {"episode": {"prompt": "extended", "feedback": "standard"}, "grpo": {"beta": 0.1}}
+    stage = parse_config(document).stages[0]
+    assert (stage.episode.feedback, stage.episode.prompt, stage.grpo["beta"]) == ("augmented", "extended", 0.1)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (base(lr=1), "stage 1 (one): unknown key 'lr'"),
+        (base(split="dev"), "split 'dev' is not one of"),
+        (base(reward="dense"), "reward 'dense' is not one of"),
+        (base(max_steps=0), "max_steps must be a positive integer"),
+        (base(categories=["misc"]), "categories must be a non-empty subset"),
+        (base(episode={"feedback": "loud"}), "feedback='loud' is not valid"),
+        (base(validation={"often": 2}), "validation: unknown key 'often'"),
+        (base(transition={"patiance": 3}), "transition: unknown transition-rule key(s): 'patiance'"),
+        ({"name": "t", "stages": []}, "'stages' must be a non-empty list"),
+        ({"name": "t", "stage": []}, "config: unknown key 'stage'"),
+    ],
+)
+def test_mistakes_are_named(document, message):
+    with pytest.raises(ConfigError, match=None) as error:
+        parse_config(document)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (base(grpo={"learning_rte": 1e-6}),
+         "stage 1 (one) grpo: unknown key 'learning_rte' (did you mean 'learning_rate'?); grpo takes TRL GRPOConfig fields"),
+        (base(lora={"r": 8, "lora_alpah": 16}),
+         "stage 1 (one) lora: unknown key 'lora_alpah' (did you mean 'lora_alpha'?); lora takes PEFT LoraConfig fields"),
+        ({**base(), "defaults": {"grpo": {"betta": 0.1}}}, "defaults grpo: unknown key 'betta' (did you mean 'beta'?)"),
+        (base(grpo={"max_steps": 10}), "stage 1 (one) grpo: 'max_steps' is set by envtune: set the stage's max_steps"),
+        (base(grpo={"seed": 1}), "'seed' is set by envtune: set the config's seed"),
+        (base(grpo={"use_cpu": True}), "'use_cpu' is set by envtune: choose the device with --device"),
+        (base(grpo=[0.1]), "stage 1 (one): grpo must be a mapping"),
+    ],
+)
+def test_grpo_and_lora_keys_are_checked_when_the_config_loads(document, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(document)
+    assert message in str(error.value)
+
+
+def test_trainer_settings_that_exist_load():
+    stage = parse_config(base(grpo={"bf16": True, "save_total_limit": 2}, lora={"r": 8, "lora_alpha": 16})).stages[0]
+    assert stage.grpo == {"bf16": True, "save_total_limit": 2} and stage.lora == {"r": 8, "lora_alpha": 16}
+
+
+def test_checking_grpo_keys_without_trl_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # makes `from trl import ...` fail
+    config_module._trainer_fields.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"checking the grpo keys needs the train extra .*pip install 'envtune\[train\]'"):
+            parse_config(base(grpo={"beta": 0.1}))
+    finally:
+        config_module._trainer_fields.cache_clear()
+
+
+def test_a_missing_or_broken_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("stages: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
