@@ -27,7 +27,7 @@ from envtune.bfcl.release import resolve_release
 from envtune.curriculum.config import CurriculumConfig, StageConfig
 from envtune.curriculum.transition import Decision, StageHistory
 from envtune.errors import EnvtuneError
-from envtune.run_files import append_jsonl, write_atomically, write_json
+from envtune.run_files import append_jsonl, exclusive_directory, write_atomically, write_json
 
 
 @dataclass(frozen=True)
@@ -121,21 +121,22 @@ class CurriculumRun:
         write_atomically(self.output / "config.yaml", yaml.safe_dump(document, sort_keys=False))
 
     def run(self) -> dict[str, Any]:
-        """Run every stage not yet finished; returns the summary."""
+        """Run every stage not yet finished; returns the summary. One process at a time holds the
+        run directory: a second `tune` on it is refused while the first lives."""
         state = self._state()
-        self.output.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        start_from = self.model_source
-        for index, stage in enumerate(self.config.stages):
-            done = next((StageResult(**entry) for entry in state["stages"] if entry["name"] == stage.name), None)
-            if done is None:
-                done = self.engine.run_stage(self, index, stage, start_from)
-                state["stages"].append(done.to_json())
-                write_json(self.state_path, state)
-            start_from = done.hand_off or start_from
-        summary = {"config": self.config.name, "model": self.model_source, "engine": self.engine.name,
-                   "release": self.release, "final_checkpoint": start_from, "stages": state["stages"]}
-        write_json(self.output / "summary.json", summary)
+        with exclusive_directory(self.output):
+            self._write_config()
+            start_from = self.model_source
+            for index, stage in enumerate(self.config.stages):
+                done = next((StageResult(**entry) for entry in state["stages"] if entry["name"] == stage.name), None)
+                if done is None:
+                    done = self.engine.run_stage(self, index, stage, start_from)
+                    state["stages"].append(done.to_json())
+                    write_json(self.state_path, state)
+                start_from = done.hand_off or start_from
+            summary = {"config": self.config.name, "model": self.model_source, "engine": self.engine.name,
+                       "release": self.release, "final_checkpoint": start_from, "stages": state["stages"]}
+            write_json(self.output / "summary.json", summary)
         return summary
 
 

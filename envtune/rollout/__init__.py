@@ -1,7 +1,7 @@
 """Rollouts: episodes played token in / token out (or message by message) against a generator."""
 
 from envtune.rollout.driver import ChatDriver, Rollout, TokenDriver
-from envtune.rollout.engine import ChatRenderer, RolloutEngine
+from envtune.rollout.lockstep import ChatRenderer, RolloutEngine
 from envtune.rollout.generation import GenerationBackend, GenerationRequest, HFBackend, SamplingParams
 
 __all__ = [

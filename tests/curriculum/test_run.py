@@ -62,6 +62,19 @@ def test_a_rerun_skips_finished_stages(tmp_path):
     assert [stage["name"] for stage in summary["stages"]] == ["a", "b", "c"]
 
 
+def test_a_second_run_on_a_live_directory_is_refused(tmp_path):
+    class NestedEngine(RecordingEngine):
+        """While its first stage trains, a second run on the same directory starts."""
+
+        def run_stage(self, run, index, stage, start_from):
+            with pytest.raises(EnvtuneError, match="in use by another run"):
+                CurriculumRun(CONFIG, "base-model", tmp_path, None, RecordingEngine()).run()
+            return super().run_stage(run, index, stage, start_from)
+
+    summary = CurriculumRun(CONFIG, "base-model", tmp_path, None, NestedEngine()).run()
+    assert [stage["name"] for stage in summary["stages"]] == ["a", "b", "c"]
+
+
 def test_episode_overrides_reach_every_stage_and_the_run_directory(tmp_path):
     config = override_episodes(CONFIG, feedback="augmented", prompt="extended", protocol=None, max_steps_per_turn=3)
     assert {(s.episode.feedback, s.episode.prompt, s.episode.max_steps_per_turn) for s in config.stages} == {
