@@ -7,11 +7,12 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
     defaults:
       episode: {feedback: standard, prompt: basic, protocol: envtune, max_steps_per_turn: 5}
       grpo: {learning_rate: 1.0e-6, beta: 0.1, num_generations: 16, ...}   # TRL GRPOConfig fields
+      tasks_per_step: 32                                                    # checked against the grpo geometry
       sampling: {max_new_tokens: 1024, temperature: 1.0}
       max_completion_tokens: 24576
       validation: {split: val, every: 1, max_tasks: null}
       transition: {patience: 5, ...}                                        # TransitionRule fields
-      verl: {actor_rollout_ref.actor.entropy_coeff: 0.001}                  # veRL-only keys (--engine verl)
+      verl: {actor_rollout_ref.rollout.name: sglang}                        # veRL-only keys (--engine verl)
     stages:
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
@@ -25,6 +26,13 @@ falls back to a default. That holds for `grpo` (TRL's GRPOConfig fields) and `lo
 LoraConfig fields) too, whichever engine runs: checking them needs the `train` extra. A few GRPOConfig
 fields are envtune's to set (GRPO_SET_BY_ENVTUNE) and are refused with where to set them instead;
 `bf16: true` asks for bfloat16 mixed precision, used when the model is placed in bfloat16 (`--dtype`).
+
+Both engines train with the same settings from one config: the `grpo` fields they share (GRPO_DEFAULTS
+where a config is silent) map to veRL keys in `envtune.verl.config`. An optimizer step trains one
+generation batch of per_device_train_batch_size x gradient_accumulation_steps completions, whole
+groups of num_generations rollouts, so tasks per step is their quotient; a stage may state
+`tasks_per_step` and the loader checks it. The learning rate is constant after an optional warmup of
+whole steps: veRL builds its schedule over each launch, and a stage is several launches.
 """
 
 from __future__ import annotations
@@ -55,11 +63,21 @@ def preset_path(name: str) -> Path:
 
 STAGE_KEYS = {
     "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
-    "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl",
+    "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl", "tasks_per_step",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
-# envtune's defaults for the `grpo` fields that size a step and its checkpoints (both engines read them)
-GRPO_DEFAULTS = {"num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5}
+# envtune's defaults for the `grpo` fields both engines read: the step geometry, the checkpoint interval
+# and the optimizer settings the paper's veRL scripts leave to veRL's defaults (constant learning rate
+# without warmup, AdamW weight decay 0.01), so TRL does not fall back to transformers' own (linear decay
+# to 0, no weight decay). epsilon_high defaults to epsilon, as in TRL.
+GRPO_DEFAULTS = {
+    "num_generations": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "save_steps": 5,
+    "learning_rate": 1.0e-6, "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.01,
+    "beta": 0.0, "epsilon": 0.2, "entropy_coef": 0.0, "max_grad_norm": 1.0,
+}
+# Learning-rate schedules both engines follow over a stage run as several veRL launches (veRL restores
+# the step count on resume but rebuilds a decaying schedule over each launch's horizon).
+LR_SCHEDULES = ("constant", "constant_with_warmup")
 # GRPOConfig fields the TRL engine sets itself, and where a config says what they would say
 GRPO_SET_BY_ENVTUNE = {
     "output_dir": "the stage's directory in the run directory (--output)",
@@ -71,6 +89,17 @@ GRPO_SET_BY_ENVTUNE = {
     "report_to": "training curves go to TensorBoard in the stage's directory",
     "save_strategy": "checkpoints are saved every save_steps",
     "reward_weights": "the stage reward trains; the other episode numbers are only logged",
+    "generation_batch_size": "each optimizer step trains its own generation batch of per_device_train_batch_size x "
+                             "gradient_accumulation_steps completions, as veRL's one update per batch (state the "
+                             "stage's tasks_per_step; the stage key generation_batch_size is how many sequences "
+                             "generate at once)",
+    "steps_per_generation": "each optimizer step trains its own generation batch (gradient_accumulation_steps)",
+    "temperature": "set sampling.temperature: episodes sample with it and both engines score log-probs at it",
+    "top_p": "set sampling.top_p",
+    "top_k": "set sampling.top_k",
+    "use_bias_correction_kl": "the KL loss is the low-variance estimator on both engines (veRL's low_var_kl), "
+                              "without TRL's importance-ratio correction",
+    "warmup_ratio": "give warmup_steps in optimizer steps (veRL would take a ratio of each launch, not of the stage)",
 }
 
 
@@ -105,7 +134,16 @@ class StageConfig:
     @property
     def grpo_settings(self) -> dict[str, Any]:
         """The stage's `grpo` fields over envtune's defaults."""
-        return {**GRPO_DEFAULTS, **self.grpo}
+        settings = {**GRPO_DEFAULTS, **self.grpo}
+        if settings.get("epsilon_high") is None:
+            settings["epsilon_high"] = settings["epsilon"]
+        return settings
+
+    @property
+    def tasks_per_step(self) -> int:
+        """Tasks per optimizer step, each sampled num_generations times (whole groups: checked at load)."""
+        grpo = self.grpo_settings
+        return grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"] // grpo["num_generations"]
 
     @property
     def transition_rule(self) -> TransitionRule:
@@ -174,6 +212,37 @@ def _check_trainer_settings(where: str, raw: Mapping[str, Any]) -> None:
             _check_keys(f"{where} {section}", settings, _trainer_fields(section), kind)
 
 
+def _check_step(where: str, stage: StageConfig, stated: Any) -> None:
+    """The step geometry holds whole groups of rollouts and gives the tasks per step the config states."""
+    grpo = stage.grpo_settings
+    for name, least in (("per_device_train_batch_size", 1), ("gradient_accumulation_steps", 1), ("num_generations", 2)):
+        if isinstance(grpo[name], bool) or not isinstance(grpo[name], int) or grpo[name] < least:
+            raise ConfigError(f"{where} grpo: {name} must be an integer of at least {least}, got {grpo[name]!r}")
+    completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
+    if completions % grpo["num_generations"]:
+        raise ConfigError(f"{where}: per_device_train_batch_size x gradient_accumulation_steps ({completions} completions "
+                          f"per step) must be a multiple of num_generations ({grpo['num_generations']}): a step trains "
+                          "whole groups of rollouts")
+    if stated is not None and stated != stage.tasks_per_step:
+        raise ConfigError(f"{where}: tasks_per_step is {stated!r}, but per_device_train_batch_size x gradient_accumulation_steps"
+                          f" / num_generations = {grpo['per_device_train_batch_size']} x {grpo['gradient_accumulation_steps']}"
+                          f" / {grpo['num_generations']} = {stage.tasks_per_step} tasks per step")
+
+
+def _check_schedule(where: str, grpo: Mapping[str, Any]) -> None:
+    """A learning-rate schedule both engines follow the same way over a stage (see LR_SCHEDULES)."""
+    schedule, warmup = grpo["lr_scheduler_type"], grpo["warmup_steps"]
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{where} grpo: lr_scheduler_type {schedule!r} is not one of {', '.join(LR_SCHEDULES)}: the veRL "
+                          "engine runs a stage as several launches and veRL rebuilds a decaying schedule over each launch")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"{where} grpo: warmup_steps must be a whole number of optimizer steps, got {warmup!r} "
+                          "(veRL would take a fraction as a ratio of each launch, not of the stage)")
+    if warmup and schedule == "constant":
+        raise ConfigError(f"{where} grpo: TRL's constant schedule ignores warmup_steps ({warmup}); "
+                          "use lr_scheduler_type: constant_with_warmup")
+
+
 def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     where = f"stage {index + 1} ({raw.get('name', 'unnamed')})"
     _check_keys(where, raw, STAGE_KEYS)
@@ -201,7 +270,7 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     verl = raw.get("verl", {}) or {}
     if not isinstance(verl, Mapping) or not all(isinstance(key, str) and key for key in verl):
         raise ConfigError(f"{where}: verl must map dotted veRL config keys to values, e.g. "
-                          "{actor_rollout_ref.actor.entropy_coeff: 0.001}")
+                          "{actor_rollout_ref.rollout.name: sglang}")
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     stage = StageConfig(
@@ -215,6 +284,8 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         stage.transition_rule  # built when the stage runs: a bad threshold fails now instead
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where} transition: {error}") from None
+    _check_step(where, stage, raw.get("tasks_per_step"))
+    _check_schedule(where, stage.grpo_settings)
     return stage
 
 

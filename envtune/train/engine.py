@@ -209,6 +209,8 @@ class TrlEngine:
         )
 
     def _grpo_args(self, stage: StageConfig, stage_dir: Path, seed: int):
+        """TRL's GRPOConfig for the stage: the settings veRL gets from the same config (see
+        `envtune.verl.config.GRPO_TO_VERL`), one generation batch per optimizer step."""
         import torch
         from trl import GRPOConfig
 
@@ -223,6 +225,9 @@ class TrlEngine:
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm
                 "report_to": ["tensorboard"],
                 "save_strategy": "steps",
+                # log-probs are scored at the sampling temperature, as veRL does
+                "temperature": stage.sampling.temperature, "top_p": stage.sampling.top_p, "top_k": stage.sampling.top_k,
+                "use_bias_correction_kl": False,  # the plain low-variance (k3) KL estimator: veRL's low_var_kl
             }
         )
 

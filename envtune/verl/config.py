@@ -1,11 +1,12 @@
 """A curriculum stage as a veRL run: Hydra overrides of `verl.trainer.main_ppo`, checked by veRL.
 
 The curriculum YAML is engine-neutral: `grpo` holds TRL GRPOConfig names, which map to veRL keys
-here (GRPO_TO_VERL); the stage's batch becomes `data.train_batch_size` (tasks per step); anything
-veRL-specific goes in a stage's (or the defaults') `verl:` mapping of dotted keys, applied last:
+here (GRPO_TO_VERL), so both engines train with the same settings; the stage's tasks per step become
+`data.train_batch_size`; anything veRL-specific goes in a stage's (or the defaults') `verl:` mapping of
+dotted keys, applied last. It may not set a key a shared setting maps to (SHARED_VERL_KEYS):
 
     defaults:
-      verl: {actor_rollout_ref.actor.entropy_coeff: 0.001, actor_rollout_ref.rollout.name: sglang}
+      verl: {actor_rollout_ref.rollout.name: sglang}
 
 `check_overrides` composes the overrides with veRL's own Hydra config (a key that does not exist
 is refused there) and runs veRL's `validate_config`, so a typo fails before a cluster job starts.
@@ -29,17 +30,33 @@ from envtune.verl.data import AGENT_NAME
 TRAINER_MODULE = "verl.trainer.main_ppo"
 MAX_PROMPT_TOKENS = 8192  # the paper's prompt budget; raised to the longest opening prompt when that is longer
 
-# TRL GRPOConfig field -> the veRL key with the same meaning.
+# TRL GRPOConfig field -> the veRL key with the same meaning (every one is rendered, from the stage's
+# settings over envtune's GRPO_DEFAULTS).
 GRPO_TO_VERL = {
     "learning_rate": "actor_rollout_ref.actor.optim.lr",
-    "weight_decay": "actor_rollout_ref.actor.optim.weight_decay",
+    "lr_scheduler_type": "actor_rollout_ref.actor.optim.lr_scheduler_type",
     "warmup_steps": "actor_rollout_ref.actor.optim.lr_warmup_steps",
+    "weight_decay": "actor_rollout_ref.actor.optim.weight_decay",
     "beta": "actor_rollout_ref.actor.kl_loss_coef",
     "epsilon": "actor_rollout_ref.actor.clip_ratio_low",
     "epsilon_high": "actor_rollout_ref.actor.clip_ratio_high",
+    "entropy_coef": "actor_rollout_ref.actor.entropy_coeff",
     "max_grad_norm": "actor_rollout_ref.actor.optim.clip_grad",
     "num_generations": "actor_rollout_ref.rollout.n",
     "save_steps": "trainer.save_freq",
+}
+# TRL values veRL spells differently: veRL's constant schedule warms up over lr_warmup_steps.
+VERL_VALUES = {"lr_scheduler_type": {"constant_with_warmup": "constant"}}
+# veRL keys that carry a setting both engines share, and where a config sets it instead of `verl:`.
+SHARED_VERL_KEYS = {
+    **{key: f"grpo.{field}" for field, key in GRPO_TO_VERL.items()},
+    "actor_rollout_ref.actor.use_kl_loss": "grpo.beta",
+    "actor_rollout_ref.actor.kl_loss_type": "grpo.beta (the KL loss is the low-variance estimator on both engines)",
+    "actor_rollout_ref.rollout.temperature": "sampling.temperature",
+    "actor_rollout_ref.rollout.top_p": "sampling.top_p",
+    "actor_rollout_ref.rollout.top_k": "sampling.top_k",
+    "data.train_batch_size": "grpo.gradient_accumulation_steps (tasks per step)",
+    "actor_rollout_ref.actor.ppo_mini_batch_size": "grpo.gradient_accumulation_steps (tasks per step)",
 }
 # Turned into tasks per step (data.train_batch_size) together with num_generations.
 BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps")
@@ -99,20 +116,14 @@ def hydra_value(value: Any) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def tasks_per_step(stage: StageConfig) -> int:
-    """TRL counts completions per optimizer step; veRL counts tasks (each sampled `n` times)."""
-    grpo = stage.grpo_settings
-    completions = grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"]
-    if completions % grpo["num_generations"]:
-        raise ConfigError(f"stage {stage.name}: per_device_train_batch_size x gradient_accumulation_steps "
-                          f"({completions}) must be a multiple of num_generations ({grpo['num_generations']})")
-    return completions // grpo["num_generations"]
-
-
 def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tuple[list[str], list[str]]:
     """(Hydra overrides for `main_ppo`, curriculum fields veRL has no use for, to report)."""
+    shared = sorted(set(stage.verl) & set(SHARED_VERL_KEYS))
+    if shared:
+        raise ConfigError(f"stage {stage.name} verl: {shared[0]} carries a setting both engines share; "
+                          f"set {SHARED_VERL_KEYS[shared[0]]} instead")
     grpo = stage.grpo_settings
-    batch = tasks_per_step(stage)
+    batch = stage.tasks_per_step  # veRL counts tasks per step, each sampled rollout.n times
     if batch > run.train_tasks:
         raise ConfigError(f"stage {stage.name}: {batch} tasks per step but the stage has only {run.train_tasks} "
                           "training tasks; lower per_device_train_batch_size x gradient_accumulation_steps")
@@ -132,7 +143,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "actor_rollout_ref.model.path": run.model,
         "actor_rollout_ref.model.use_remove_padding": True,
         "actor_rollout_ref.model.enable_gradient_checkpointing": True,
-        "actor_rollout_ref.actor.use_kl_loss": float(grpo.get("beta", 0.0)) > 0,
+        "actor_rollout_ref.actor.use_kl_loss": float(grpo["beta"]) > 0,
         "actor_rollout_ref.actor.kl_loss_type": "low_var_kl",
         "actor_rollout_ref.actor.ppo_mini_batch_size": batch,  # one update per batch: on-policy, as TRL
         "actor_rollout_ref.actor.use_dynamic_bsz": True,
@@ -156,8 +167,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "trainer.val_before_train": run.val_before_train,
     }
     for field, key in GRPO_TO_VERL.items():
-        if field in grpo:
-            settings[key] = grpo[field]
+        settings[key] = VERL_VALUES.get(field, {}).get(grpo[field], grpo[field])
     ignored = sorted(set(stage.grpo) - set(GRPO_TO_VERL) - set(BATCH_FIELDS))
     for field, value in (stage.lora or {}).items():
         if field in LORA_TO_VERL:

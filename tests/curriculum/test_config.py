@@ -140,3 +140,92 @@ def test_a_missing_or_broken_file_is_a_clear_error(tmp_path):
     broken.write_text("stages: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+@pytest.mark.parametrize("path", [preset_path("paper"), *CONFIGS], ids=lambda path: path.stem)
+def test_paper_steps_train_whole_groups_one_sequence_at_a_time(path):
+    """32 tasks x 16 rollouts per optimizer step (16 tasks in stage 1), one sequence per forward and backward."""
+    stages = load_config(path).stages
+    tasks = (16, 32, 32, 32) if len(stages) == 4 else (32,)
+    assert [stage.tasks_per_step for stage in stages] == list(tasks)
+    for stage in stages:
+        grpo = stage.grpo_settings
+        assert (grpo["per_device_train_batch_size"], grpo["num_generations"]) == (1, 16)
+        assert grpo["gradient_accumulation_steps"] == stage.tasks_per_step * 16
+
+
+def test_tasks_per_step_is_the_completions_per_step_over_the_rollouts_per_task():
+    stage = parse_config(base(tasks_per_step=6, grpo={"num_generations": 4, "per_device_train_batch_size": 2,
+                                                      "gradient_accumulation_steps": 12})).stages[0]
+    assert stage.tasks_per_step == 6
+    assert parse_config(base()).stages[0].tasks_per_step == 2  # envtune's defaults: 4 completions, 2 per task
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        (base(grpo={"num_generations": 16, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 24}),
+         "stage 1 (one): per_device_train_batch_size x gradient_accumulation_steps (24 completions per step) must be a "
+         "multiple of num_generations (16): a step trains whole groups of rollouts"),
+        (base(tasks_per_step=32, grpo={"num_generations": 16, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 32}),
+         "stage 1 (one): tasks_per_step is 32, but per_device_train_batch_size x gradient_accumulation_steps / "
+         "num_generations = 1 x 32 / 16 = 2 tasks per step"),
+        (base(grpo={"num_generations": 1}), "stage 1 (one) grpo: num_generations must be an integer of at least 2, got 1"),
+        (base(grpo={"gradient_accumulation_steps": 0}), "gradient_accumulation_steps must be an integer of at least 1, got 0"),
+        (base(grpo={"generation_batch_size": 512}), "'generation_batch_size' is set by envtune: each optimizer step trains "
+                                                    "its own generation batch"),
+        (base(grpo={"steps_per_generation": 4}), "'steps_per_generation' is set by envtune"),
+    ],
+)
+def test_the_step_geometry_is_checked_when_the_config_loads(document, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(document)
+    assert message in str(error.value)
+
+
+def test_a_stage_override_of_the_batch_must_restate_its_tasks_per_step():
+    document = {"base": "paper", "stages": [{"name": "syntax", "split": "format", "reward": "format", "max_steps": 9,
+                                             "grpo": {"gradient_accumulation_steps": 256}}]}
+    with pytest.raises(ConfigError, match=r"tasks_per_step is 32, but .* = 1 x 256 / 16 = 16 tasks per step"):
+        parse_config(document)
+
+
+def test_settings_both_engines_share_default_to_the_papers_veRL_defaults():
+    """A config that says nothing about the optimizer gets the same settings on TRL as on veRL."""
+    grpo = parse_config(base(grpo={"epsilon": 0.3})).stages[0].grpo_settings
+    assert (grpo["lr_scheduler_type"], grpo["warmup_steps"], grpo["weight_decay"]) == ("constant", 0, 0.01)
+    assert (grpo["learning_rate"], grpo["beta"], grpo["entropy_coef"], grpo["max_grad_norm"]) == (1e-6, 0.0, 0.0, 1.0)
+    assert (grpo["epsilon"], grpo["epsilon_high"]) == (0.3, 0.3)  # as TRL: the upper clip follows the lower
+
+
+def test_the_paper_preset_states_its_settings_in_grpo():
+    stage = load_config(preset_path("paper")).stages[2]
+    assert {name: stage.grpo[name] for name in ("lr_scheduler_type", "warmup_steps", "weight_decay", "entropy_coef")} == {
+        "lr_scheduler_type": "constant", "warmup_steps": 0, "weight_decay": 0.01, "entropy_coef": 0.001}
+    assert stage.verl == {}  # nothing veRL-only
+
+
+@pytest.mark.parametrize(
+    "grpo, message",
+    [
+        ({"lr_scheduler_type": "linear"}, "stage 1 (one) grpo: lr_scheduler_type 'linear' is not one of constant, "
+                                          "constant_with_warmup: the veRL engine runs a stage as several launches"),
+        ({"lr_scheduler_type": "cosine", "warmup_steps": 2}, "lr_scheduler_type 'cosine' is not one of"),
+        ({"lr_scheduler_type": "constant_with_warmup", "warmup_steps": 0.1},
+         "warmup_steps must be a whole number of optimizer steps, got 0.1"),
+        ({"warmup_steps": 5}, "TRL's constant schedule ignores warmup_steps (5); use lr_scheduler_type: constant_with_warmup"),
+        ({"warmup_ratio": 0.1}, "'warmup_ratio' is set by envtune: give warmup_steps in optimizer steps"),
+        ({"temperature": 0.7}, "'temperature' is set by envtune: set sampling.temperature"),
+        ({"top_p": 0.9}, "'top_p' is set by envtune: set sampling.top_p"),
+        ({"use_bias_correction_kl": True}, "the KL loss is the low-variance estimator on both engines"),
+    ],
+)
+def test_settings_one_engine_would_apply_differently_are_refused(grpo, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(base(grpo=grpo))
+    assert message in str(error.value)
+
+
+def test_a_warmup_of_whole_steps_loads():
+    stage = parse_config(base(grpo={"lr_scheduler_type": "constant_with_warmup", "warmup_steps": 10})).stages[0]
+    assert (stage.grpo_settings["lr_scheduler_type"], stage.grpo_settings["warmup_steps"]) == ("constant_with_warmup", 10)

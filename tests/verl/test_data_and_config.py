@@ -65,7 +65,7 @@ def test_paper_hyperparameters_map_to_verl_keys_that_veRL_accepts(hints_data):
     assert config.algorithm.adv_estimator == "grpo"
     assert actor.optim.lr == 1e-6 and actor.use_kl_loss and actor.kl_loss_coef == 0.1 and actor.kl_loss_type == "low_var_kl"
     assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.optim.clip_grad) == (0.2, 0.28, 1.0)
-    assert actor.entropy_coeff == 0.001  # from the config's veRL-only section
+    assert actor.entropy_coeff == 0.001  # grpo.entropy_coef
     assert rollout.n == 16 and config.data.train_batch_size == 32 and actor.ppo_mini_batch_size == 32
     assert rollout.response_length == 24576 and rollout.prompt_length == 8192
     assert rollout.agent.agent_loop_config_path.endswith("envtune/verl/agent_loops.yaml")
@@ -99,10 +99,9 @@ def test_bad_settings_are_refused_with_the_key_named(hints_data):
                                                  "gradient_accumulation_steps": 16}}]})
     with pytest.raises(ConfigError, match="only 75 training tasks"):
         stage_overrides(too_big.stages[0], stage_run(hints_data, tasks=75), Cluster())
-    uneven = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
-                                       "grpo": {"num_generations": 3, "per_device_train_batch_size": 4}}]})
-    with pytest.raises(ConfigError, match="multiple of num_generations"):
-        stage_overrides(uneven.stages[0], stage_run(hints_data), Cluster())
+    with pytest.raises(ConfigError, match="multiple of num_generations"):  # refused when the config loads
+        parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                  "grpo": {"num_generations": 3, "per_device_train_batch_size": 4}}]})
     gpus = stage_overrides(PAPER.stages[1], stage_run(hints_data), Cluster(nodes=1, gpus_per_node=7))[0]
     with pytest.raises(ConfigError, match="divisible"):  # 32 x 16 samples over 7 GPUs: veRL's own check
         check_overrides(PAPER.stages[1], [*gpus, "actor_rollout_ref.actor.use_dynamic_bsz=false"])
@@ -110,6 +109,25 @@ def test_bad_settings_are_refused_with_the_key_named(hints_data):
         Cluster(nodes=0)
     with pytest.raises(ConfigError, match="verl must map"):
         parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3, "verl": [1]}]})
+
+
+def test_a_verl_key_for_a_shared_setting_names_the_setting_to_use(hints_data):
+    """Settings both engines share are set once, engine-neutrally; the `verl:` section cannot fork them."""
+    for key, instead in (("actor_rollout_ref.actor.entropy_coeff", "grpo.entropy_coef"),
+                         ("actor_rollout_ref.actor.optim.lr_scheduler_type", "grpo.lr_scheduler_type"),
+                         ("actor_rollout_ref.actor.kl_loss_type", "grpo.beta"),
+                         ("actor_rollout_ref.rollout.temperature", "sampling.temperature")):
+        config = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                           "verl": {key: 0.5}}]})
+        with pytest.raises(ConfigError, match=f"stage s verl: {key} carries a setting both engines share; set {instead}"):
+            stage_overrides(config.stages[0], stage_run(hints_data), Cluster())
+
+
+def test_stage_one_of_the_paper_renders_16_tasks_of_16_rollouts(hints_data):
+    overrides, ignored = stage_overrides(PAPER.stages[0], stage_run(hints_data, tasks=75), Cluster())
+    config = check_overrides(PAPER.stages[0], overrides)
+    assert (config.data.train_batch_size, config.actor_rollout_ref.actor.ppo_mini_batch_size) == (16, 16)
+    assert config.actor_rollout_ref.rollout.n == 16 and ignored == ["bf16"]
 
 
 def test_hydra_values_are_quoted_when_needed():
