@@ -162,14 +162,31 @@ class StageMonitor(TrainerCallback):
         return control
 
 
+def _refuse_distributed_launch() -> None:
+    """The TRL engine generates rollouts with the unwrapped policy, validates and saves in one process:
+    under `accelerate launch` or `torchrun` with several processes TRL's sampler would drop the
+    stages' partial batches (75 and 100 tasks on 8 processes leave nothing to train on) and every rank
+    would validate and save, and FSDP or DeepSpeed would shard the weights generation reads."""
+    from accelerate.utils import get_int_from_env, parse_flag_from_env
+
+    processes = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
+    sharded = [name for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"))
+               if parse_flag_from_env(flag)]
+    if processes > 1 or sharded:
+        launched = f"{processes} processes" if processes > 1 else f"accelerate's {sharded[0]}"
+        raise EnvtuneError(f"the TRL engine trains in one process on one device, not with {launched}; "
+                           f"run `envtune tune` without a launcher, or use --engine verl for several GPUs or nodes")
+
+
 class TrlEngine:
-    """Trains each stage with TRL on this machine, placed on one device."""
+    """Trains each stage with TRL on this machine, placed on one device, in one process."""
 
     name = "trl"
 
     def __init__(self, placement: Placement | None = None):
         import torch
 
+        _refuse_distributed_launch()
         self.placement = placement or resolve_placement()
         if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
             raise EnvtuneError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
