@@ -29,6 +29,21 @@ def test_several_processes_or_a_sharded_model_are_refused(monkeypatch, capsys, t
     assert not (tmp_path / "run").exists()
 
 
+def stage_with(**fields):
+    return parse_config({"name": "t", "stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 1,
+                                                  **fields}]}).stages[0]
+
+
+def test_log_probs_are_taken_at_the_sampling_temperature(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path))  # set by _grpo_args; restored after the test
+    trl = TrlEngine(resolve_placement("cpu"))
+    assert trl._grpo_args(stage_with(sampling={"temperature": 0.7}), tmp_path, 0).temperature == 0.7
+    same = stage_with(sampling={"temperature": 0.7}, grpo={"temperature": 0.7})
+    assert trl._grpo_args(same, tmp_path, 0).temperature == 0.7
+    with pytest.raises(EnvtuneError, match=r"^stage s: grpo temperature 0.5 .* sampling temperature 0.7"):
+        trl._grpo_args(stage_with(sampling={"temperature": 0.7}, grpo={"temperature": 0.5}), tmp_path, 0)
+
+
 # ----- whole stages, with fixed rollouts and a recording validation --------------------------------
 class FixedRollouts:
     """Stands in for the episodes: two short completions per task pair, one rewarded, so every step
