@@ -68,7 +68,8 @@ class HFBackend:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=sampling.seed is not None):
+            cuda = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None):
                 if sampling.seed is not None:
                     torch.manual_seed(sampling.seed)
                 for start in range(0, len(requests), self.batch_size):
@@ -93,9 +94,11 @@ class HFBackend:
     def _generation_config(self, sampling: SamplingParams, max_new_tokens: int):
         from transformers import GenerationConfig
 
-        sampled = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k} if sampling.do_sample else {}
-        return GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampling.do_sample, eos_token_id=list(self.end_token_ids),
-                                pad_token_id=self.pad_token_id, use_cache=True, **sampled)
+        sampled = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=sampling.do_sample, **(sampled if sampling.do_sample else {}),
+            eos_token_id=list(self.end_token_ids), pad_token_id=self.pad_token_id, use_cache=True,
+        )
 
 
 @contextmanager

@@ -272,8 +272,8 @@ class TrlEngine:
             raise EnvtuneError(f"stage {stage.name}: its lora settings differ from those of the adapter it starts from "
                                f"({start_from}) in {differences}; a LoRA stage goes on training the adapter of the "
                                f"stage before, so give both the same lora settings")
-        model, tokenizer = load_model_and_tokenizer(adapter.base_model_name_or_path, dtype=dtype, device=self.placement.device)
-        model = PeftModel.from_pretrained(model, start_from, is_trainable=bool(stage.lora))
+        base, tokenizer = load_model_and_tokenizer(adapter.base_model_name_or_path, dtype=dtype, device=self.placement.device)
+        model = PeftModel.from_pretrained(base, start_from, is_trainable=bool(stage.lora))
         if not stage.lora:  # PEFT froze the base weights: this stage trains them all
             return model.merge_and_unload().requires_grad_(True), tokenizer, None
         return model, tokenizer, None

@@ -41,7 +41,7 @@ class EpisodeRollouts:
     backend_factory: Callable[[Any, Any, int], GenerationBackend] = HFBackend
     on_rollouts: Callable[[list[Rollout]], None] | None = None  # e.g. write samples to the run directory
     _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
-    _batches_in_step: int = field(default=0, init=False)  # batches played at that step before the last
+    _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
     episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
 
     def __call__(self, prompts: Sequence[str], trainer) -> dict[str, Any]:
@@ -71,7 +71,6 @@ class EpisodeRollouts:
         for name in EPISODE_FIELDS:
             output[name] = [row[name] for row in numbers]
         return output
-
 
     def _batch_number(self, trainer) -> int:
         """Which batch of the stage this is, from the trainer's global step, so a resumed stage goes
