@@ -58,7 +58,7 @@ class TimedBackend:
 
     def __init__(self, backend):
         self.backend = backend
-        self.eos_token_id = backend.eos_token_id
+        self.end_token_ids = backend.end_token_ids
         self.seconds = 0.0
         self.tokens = 0
         self.calls = 0

@@ -151,7 +151,7 @@ class ChatModel:
             prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             completion = self.backend.generate([GenerationRequest(prompt_ids, episode_index=0)], sampling)[0]
             content = self.tokenizer.decode(completion, skip_special_tokens=True)
-        finish_reason = "stop" if completion and completion[-1] == self.backend.eos_token_id else "length"
+        finish_reason = "stop" if completion and completion[-1] in self.backend.end_token_ids else "length"
         cut = min((content.find(s) for s in request.stop if s in content), default=-1)
         if cut >= 0:  # stop sequences are applied to the text, after generation, and are not returned
             content, finish_reason = content[:cut], "stop"

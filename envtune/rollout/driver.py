@@ -10,13 +10,16 @@ next reply; the rules live here.
   `completion_ids`, with `loss_mask` marking the model's tokens (1) and the environment's (0, no
   loss), and the model's log-probs when the generator reports them. It owns the completion budget:
   each reply may use at most what is left (`reply_limit`); a reply that does not fit is cut at
-  the budget and not played; a reply cut by its own token cap is closed with the end token, as the
-  chat template would close it, without loss; environment tokens that do not fit are cut at the
-  budget. Either way the episode ends `truncated` and is scored on the turns it closed.
+  the budget and not played; a reply that does not end with the chat template's end token (the
+  tokenizer's) is closed with it, without loss: one cut by its own token cap, or one the model
+  ended with another of its end tokens (`end_token_ids`, e.g. <|endoftext|>; the sequence keeps
+  that token as generated, the reply's message leaves it out); environment tokens that do not fit
+  are cut at the budget. Either way the episode ends `truncated` and is scored on the turns it
+  closed.
 
 The caller renders environment messages as tokens (`ChatRenderer.environment_delta` here, veRL's
 continuous-token helpers on veRL), so the model's own tokens are kept exactly as generated and every
-prefix is what the chat template renders for the messages so far.
+prefix is what the chat template renders for the messages so far (apart from such other end tokens).
 """
 
 from __future__ import annotations
@@ -101,14 +104,16 @@ class _Tokens:
 class TokenDriver(ChatDriver):
     """One episode as a token sequence within a completion budget (see the module docstring)."""
 
-    def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int):
+    def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int,
+                 end_token_ids: Sequence[int] = ()):
         if episode.config.protocol == "native":
             raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native "
                                "(native tool calls need the server's tool parser; use an endpoint)")
         super().__init__(episode)
         self.prompt_ids = list(prompt_ids)
         self.tokenizer = tokenizer
-        self.eos_token_id = tokenizer.eos_token_id
+        self.eos_token_id = tokenizer.eos_token_id  # the chat template's end of a turn
+        self.end_token_ids = {self.eos_token_id, *end_token_ids}  # any of them ends a reply
         self.budget = max_completion_tokens
         self._tokens = _Tokens()
 
@@ -133,8 +138,8 @@ class TokenDriver(ChatDriver):
         token_ids = list(token_ids)
         if not self._extend(token_ids, mask=1, logprobs=logprobs):
             return None
-        ended = bool(token_ids) and token_ids[-1] == self.eos_token_id
-        if not ended and not self._extend([self.eos_token_id], mask=0):  # cut by its cap: close it
+        ended = bool(token_ids) and token_ids[-1] in self.end_token_ids
+        if token_ids[-1:] != [self.eos_token_id] and not self._extend([self.eos_token_id], mask=0):  # close it
             return None
         body = token_ids[:-1] if ended else token_ids
         reply = {"role": "assistant", "content": self.tokenizer.decode(body, skip_special_tokens=False)}

@@ -2,13 +2,16 @@
 
 The rollout engine only needs `generate(requests, sampling) -> completions`, so a vLLM, SGLang or
 server backend can slot in later. `HFBackend` runs Hugging Face transformers with batched,
-left-padded generation and the KV cache, on CPU or GPU.
+left-padded generation and the KV cache, on CPU or GPU, with the sampling settings it is given and
+nothing else: not the model's own `generation_config`, which instruct models ship with settings such
+as a repetition penalty.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -29,55 +32,90 @@ class GenerationRequest:
 
 
 class GenerationBackend(Protocol):
-    eos_token_id: int
+    end_token_ids: Sequence[int]  # what ends a completion: the tokenizer's (the chat template's) end token first
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:
         """One completion per request, without padding, at most its `max_new_tokens` long, ending at
-        (and including) the end token when the model produced it."""
+        (and including) an end token when the model produced one."""
+
+
+def end_token_ids(model, tokenizer) -> tuple[int, ...]:
+    """The tokenizer's end token (the chat template's end of a turn), then every other end token
+    the model's generation config declares: instruct models list several (Qwen2.5 also stops at
+    <|endoftext|>), and sampling stops at any of them, as TRL's own generation does."""
+    declared = model.generation_config.eos_token_id
+    declared = [] if declared is None else [declared] if isinstance(declared, int) else list(declared)
+    return tuple(dict.fromkeys([tokenizer.eos_token_id, *declared]))
 
 
 class HFBackend:
-    """Batched generation with a transformers causal LM."""
+    """Batched generation with a transformers causal LM, with the given sampling settings only."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.eos_token_id = tokenizer.eos_token_id
+        self.end_token_ids = end_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:
+        """Seeded sampling runs on a forked random state, so the state the trainer seeded (TRL seeds
+        each process and restores it on resume) goes on as if nothing had been drawn."""
         import torch
 
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
         completions: list[list[int]] = []
         device = next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(requests), self.batch_size):
-                chunk = requests[start:start + self.batch_size]
-                batch = [list(request.prompt_ids) for request in chunk]
-                caps = [request.max_new_tokens or sampling.max_new_tokens for request in chunk]
-                width = max(len(ids) for ids in batch)
-                input_ids = torch.tensor([[self.pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
-                attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
-                with torch.no_grad():
-                    output = self.model.generate(
-                        input_ids=input_ids, attention_mask=attention, max_new_tokens=max(caps),
-                        do_sample=sampling.do_sample, temperature=sampling.temperature if sampling.do_sample else None,
-                        top_p=sampling.top_p if sampling.do_sample else None,
-                        top_k=sampling.top_k if sampling.do_sample else None,
-                        eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id, use_cache=True,
-                    )
-                for row, cap in zip(output[:, width:].tolist(), caps):
-                    completions.append(_until_eos(row[:cap], self.eos_token_id))
+            cuda = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None):
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
+                for start in range(0, len(requests), self.batch_size):
+                    completions += self._generate_batch(requests[start:start + self.batch_size], sampling, device)
         finally:
             self.model.train(was_training)
         return completions
 
+    def _generate_batch(self, chunk: Sequence[GenerationRequest], sampling: SamplingParams, device) -> list[list[int]]:
+        import torch
 
-def _until_eos(ids: list[int], eos_token_id: int) -> list[int]:
+        batch = [list(request.prompt_ids) for request in chunk]
+        caps = [request.max_new_tokens or sampling.max_new_tokens for request in chunk]
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([[self.pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+        config = self._generation_config(sampling, max(caps))
+        with torch.no_grad(), _only_generation_config(self.model, config):
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
+        return [_until_end(row[:cap], self.end_token_ids) for row, cap in zip(output[:, width:].tolist(), caps)]
+
+    def _generation_config(self, sampling: SamplingParams, max_new_tokens: int):
+        from transformers import GenerationConfig
+
+        sampled = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=sampling.do_sample, **(sampled if sampling.do_sample else {}),
+            eos_token_id=list(self.end_token_ids), pad_token_id=self.pad_token_id, use_cache=True,
+        )
+
+
+@contextmanager
+def _only_generation_config(model, config) -> Iterator[None]:
+    """transformers fills every setting a generation config leaves unset from the model's own
+    `generation_config` (an instruct model's repetition penalty, top-k, min-p, ...), which would
+    change sampling and validation behind the stage's back. For the call, the model's config is
+    `config` itself, so only it and transformers' neutral defaults apply."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a PEFT wrapper
+    own = target.generation_config
+    target.generation_config = config
+    try:
+        yield
+    finally:
+        target.generation_config = own
+
+
+def _until_end(ids: list[int], end_token_ids: Sequence[int]) -> list[int]:
     """Cut a generated row after its first end token (the rest is padding)."""
-    return ids[: ids.index(eos_token_id) + 1] if eos_token_id in ids else ids
+    return next((ids[: index + 1] for index, token in enumerate(ids) if token in end_token_ids), ids)

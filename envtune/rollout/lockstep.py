@@ -67,7 +67,7 @@ class RolloutEngine:
         """Play every episode to its end or its token budget; returns one rollout per episode."""
         drivers = [
             TokenDriver(episode, self.renderer.encode(self.renderer.text(episode.reset(), add_generation_prompt=True)),
-                        self.tokenizer, self.max_completion_tokens)
+                        self.tokenizer, self.max_completion_tokens, self.backend.end_token_ids)
             for episode in episodes
         ]
         round_number = 0

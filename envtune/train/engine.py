@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from transformers import TrainerCallback
 
@@ -33,6 +33,9 @@ from envtune.errors import EnvtuneError
 from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
 from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
 from envtune.run_files import append_jsonl, write_json
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 SAMPLED_ROLLOUTS_PER_BATCH = 2
 
@@ -162,14 +165,31 @@ class StageMonitor(TrainerCallback):
         return control
 
 
+def _refuse_distributed_launch() -> None:
+    """The TRL engine generates rollouts with the unwrapped policy, validates and saves in one process:
+    under `accelerate launch` or `torchrun` with several processes TRL's sampler would drop the
+    stages' partial batches (75 and 100 tasks on 8 processes leave nothing to train on) and every rank
+    would validate and save, and FSDP or DeepSpeed would shard the weights generation reads."""
+    from accelerate.utils import get_int_from_env, parse_flag_from_env
+
+    processes = get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1)
+    sharded = [name for flag, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"))
+               if parse_flag_from_env(flag)]
+    if processes > 1 or sharded:
+        launched = f"{processes} processes" if processes > 1 else f"accelerate's {sharded[0]}"
+        raise EnvtuneError(f"the TRL engine trains in one process on one device, not with {launched}; "
+                           f"run `envtune tune` without a launcher, or use --engine verl for several GPUs or nodes")
+
+
 class TrlEngine:
-    """Trains each stage with TRL on this machine, placed on one device."""
+    """Trains each stage with TRL on this machine, placed on one device, in one process."""
 
     name = "trl"
 
     def __init__(self, placement: Placement | None = None):
         import torch
 
+        _refuse_distributed_launch()
         self.placement = placement or resolve_placement()
         if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
             raise EnvtuneError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
@@ -182,7 +202,7 @@ class TrlEngine:
         from envtune.train.grpo import EpisodeRollouts, make_trainer
 
         stage_dir = run.stage_dir(index, stage)
-        model, tokenizer = load_model_and_tokenizer(start_from, placement=self.placement)
+        model, tokenizer, peft_config = self.load_policy(start_from, stage)
         monitor = StageMonitor(run, index, stage, model, tokenizer)
         tasks = task_index(run.release)
         train_ids = [task.id for task in split_tasks(stage.split, run.release) if task.category in stage.categories]
@@ -193,7 +213,7 @@ class TrlEngine:
                                        for r in batch[:SAMPLED_ROLLOUTS_PER_BATCH]],
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
-                               peft_config=self._lora(stage))
+                               peft_config=peft_config)
         monitor.model = trainer.model  # with LoRA this is the PEFT wrapper, so checkpoints hold the adapters
         trainer.add_callback(monitor)
         checkpoint = last_complete_checkpoint(stage_dir)
@@ -222,6 +242,7 @@ class TrlEngine:
                 "save_total_limit": 3, **options,
                 "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not self.placement.on_gpu, "bf16": bf16,
                 "max_completion_length": stage.max_completion_tokens, "seed": seed,
+                "temperature": _sampling_temperature(stage),
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm
                 "report_to": ["tensorboard"],
                 "save_strategy": "steps",
@@ -231,10 +252,56 @@ class TrlEngine:
             }
         )
 
-    @staticmethod
-    def _lora(stage: StageConfig):
-        if not stage.lora:
-            return None
-        from peft import LoraConfig
+    def load_policy(self, start_from: str, stage: StageConfig) -> tuple[Any, Any, LoraConfig | None]:
+        """The model `stage` trains, its tokenizer, and the LoRA config for TRL to apply (None when the
+        stage trains every weight or goes on training the adapter it starts from).
 
-        return LoraConfig(**stage.lora)
+        The weights the optimizer updates are float32 whatever `--dtype` says: AdamW steps at the
+        paper's learning rate (1e-6) are below bfloat16's resolution, so bfloat16 weights would
+        barely move. With `grpo.bf16`, `--dtype bfloat16` computes under bfloat16 autocast. With
+        LoRA the frozen base keeps the placement's dtype and PEFT keeps the adapters in float32.
+
+        A LoRA stage's checkpoints hold its adapter only. The next LoRA stage goes on training that
+        adapter (TRL would otherwise put a fresh one in its place), so it must ask for the same LoRA
+        settings; a stage that trains every weight starts from the merged model."""
+        import torch
+        from peft import LoraConfig, PeftConfig, PeftModel
+
+        dtype = self.placement.dtype if stage.lora else torch.float32
+        if not (Path(start_from) / "adapter_config.json").is_file():
+            model, tokenizer = load_model_and_tokenizer(start_from, dtype=dtype, device=self.placement.device)
+            return model, tokenizer, LoraConfig(**stage.lora) if stage.lora else None
+        adapter = PeftConfig.from_pretrained(start_from)
+        differences = _lora_differences(stage.lora, adapter) if stage.lora else []
+        if differences:
+            raise EnvtuneError(f"stage {stage.name}: its lora settings differ from those of the adapter it starts from "
+                               f"({start_from}) in {differences}; a LoRA stage goes on training the adapter of the "
+                               f"stage before, so give both the same lora settings")
+        base, tokenizer = load_model_and_tokenizer(adapter.base_model_name_or_path, dtype=dtype, device=self.placement.device)
+        model = PeftModel.from_pretrained(base, start_from, is_trainable=bool(stage.lora))
+        if not stage.lora:  # PEFT froze the base weights: this stage trains them all
+            return model.merge_and_unload().requires_grad_(True), tokenizer, None
+        return model, tokenizer, None
+
+
+def _sampling_temperature(stage: StageConfig) -> float:
+    """The temperature TRL divides the logits by for log-probs: they are the log-probs of the
+    rollouts only at the temperature the rollouts were sampled with."""
+    given = stage.grpo.get("temperature")
+    if given is not None and given != stage.sampling.temperature:
+        raise EnvtuneError(f"stage {stage.name}: grpo temperature {given} differs from the sampling temperature "
+                           f"{stage.sampling.temperature}; TRL takes log-probs at the temperature the episodes are "
+                           f"sampled with, so set sampling.temperature only")
+    return stage.sampling.temperature
+
+
+# Adapter config fields that record where and how an adapter was saved, not what it is
+_LORA_BOOKKEEPING = {"base_model_name_or_path", "revision", "inference_mode", "auto_mapping", "peft_version"}
+
+
+def _lora_differences(settings: Mapping[str, Any], saved) -> list[str]:
+    """The LoRA fields in which `settings` (a stage's `lora`) differ from a saved adapter's config."""
+    from peft import LoraConfig
+
+    wanted, had = LoraConfig(**settings).to_dict(), saved.to_dict()
+    return sorted(key for key in (set(wanted) | set(had)) - _LORA_BOOKKEEPING if wanted.get(key) != had.get(key))

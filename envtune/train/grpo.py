@@ -40,15 +40,15 @@ class EpisodeRollouts:
     # Builds the generation backend from the policy being trained (default: batched transformers).
     backend_factory: Callable[[Any, Any, int], GenerationBackend] = HFBackend
     on_rollouts: Callable[[list[Rollout]], None] | None = None  # e.g. write samples to the run directory
-    _round: int = field(default=0, init=False)
+    _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
+    _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
     episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
 
     def __call__(self, prompts: Sequence[str], trainer) -> dict[str, Any]:
         unknown = [prompt for prompt in prompts if prompt not in self.tasks]
         if unknown:
             raise EnvtuneError(f"rollout prompts must be BFCL task ids; got {unknown[0]!r}")
-        seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._round
-        self._round += 1
+        seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._batch_number(trainer)
         engine = RolloutEngine(
             self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size), self.tokenizer,
             replace(self.sampling, seed=seed), self.max_completion_tokens,
@@ -71,6 +71,15 @@ class EpisodeRollouts:
         for name in EPISODE_FIELDS:
             output[name] = [row[name] for row in numbers]
         return output
+
+    def _batch_number(self, trainer) -> int:
+        """Which batch of the stage this is, from the trainer's global step, so a resumed stage goes
+        on with new seeds instead of replaying those of its first batches. TRL plays at most one
+        batch per accumulation step (micro-batch), so numbers never repeat."""
+        step = trainer.state.global_step
+        self._batches_in_step = self._batches_in_step + 1 if step == self._step else 0
+        self._step = step
+        return step * trainer.args.gradient_accumulation_steps + self._batches_in_step
 
 
 def episode_reward(prompts, completions, episode_reward, **kwargs) -> list[float]:

@@ -31,6 +31,7 @@ class OracleBackend:
     def __init__(self, tokenizer):
         self.renderer = ChatRenderer(tokenizer)
         self.eos_token_id = tokenizer.eos_token_id
+        self.end_token_ids = (tokenizer.eos_token_id,)
         self.episodes, self.played = [], []
 
     def watch(self, monkeypatch):

@@ -13,11 +13,11 @@ def tokenizer():
     return load_model_and_tokenizer("tiny")[1]
 
 
-def driver_for(tasks, tokenizer, budget, task_id="multi_turn_base_0", **config):
+def driver_for(tasks, tokenizer, budget, task_id="multi_turn_base_0", end_token_ids=(), **config):
     episode = Episode(tasks[task_id], EpisodeConfig(**config))
     renderer = ChatRenderer(tokenizer)
     prompt = renderer.encode(renderer.text(episode.reset(), add_generation_prompt=True))
-    return TokenDriver(episode, prompt, tokenizer, budget), renderer
+    return TokenDriver(episode, prompt, tokenizer, budget, end_token_ids), renderer
 
 
 def oracle_ids(driver, renderer, tokenizer):
@@ -33,6 +33,17 @@ def test_each_reply_is_capped_by_what_is_left_of_the_budget(tasks, tokenizer):
     rollout = driver.rollout()
     assert rollout.loss_mask == [1] * 30 + [0] and rollout.completion_ids[30] == tokenizer.eos_token_id
     assert driver.reply_limit(1024) == 40 - 31
+
+
+def test_a_reply_ended_by_another_end_token_is_played_and_closed_without_loss(tasks, tokenizer):
+    other = tokenizer.pad_token_id  # <|endoftext|>, which instruct models declare as an end token too
+    driver, renderer = driver_for(tasks, tokenizer, budget=10_000, end_token_ids=[tokenizer.eos_token_id, other])
+    text = oracle_reply(driver.episode)
+    reply = renderer.encode(text) + [other]
+    answer = driver.add_reply(reply)
+    assert answer is not None and answer.before[-1]["content"] == text and driver.episode.format_violations == 0
+    rollout = driver.rollout()  # the model's tokens as generated, then the template's end token, as after a cut
+    assert rollout.completion_ids == reply + [tokenizer.eos_token_id] and rollout.loss_mask == [1] * len(reply) + [0]
 
 
 def test_a_reply_that_does_not_fit_is_cut_and_not_played(tasks, tokenizer):

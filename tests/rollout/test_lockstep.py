@@ -17,9 +17,10 @@ def tiny():
 class OracleBackend:
     """Answers each episode with the ground-truth oracle's reply, tokenized canonically."""
 
-    def __init__(self, tokenizer, episodes, cut_after: int | None = None):
+    def __init__(self, tokenizer, episodes, cut_after: int | None = None, end_token: int | None = None):
         self.renderer = ChatRenderer(tokenizer)
-        self.eos_token_id = tokenizer.eos_token_id
+        self.eos_token_id = tokenizer.eos_token_id if end_token is None else end_token  # what ends its replies
+        self.end_token_ids = tuple(dict.fromkeys([tokenizer.eos_token_id, self.eos_token_id]))
         self.episodes = episodes
         self.cut_after = cut_after
         self.replies: dict[int, list[list[int]]] = {}
@@ -65,6 +66,19 @@ def test_oracle_rollouts_reach_full_progress(tiny):
     episodes = episodes_for(count=4, feedback="augmented")
     rollouts = RolloutEngine(OracleBackend(tokenizer, episodes), tokenizer, max_completion_tokens=100_000).run(episodes)
     assert [rollout.reward for rollout in rollouts] == [1.0] * 4
+
+
+def test_replies_may_end_with_any_end_token_of_the_backend(tiny):
+    _, tokenizer = tiny
+    other = tokenizer.pad_token_id
+    episodes = episodes_for(count=2, feedback="augmented")
+    rollouts = RolloutEngine(OracleBackend(tokenizer, episodes, end_token=other), tokenizer, max_completion_tokens=100_000).run(episodes)
+    assert [rollout.reward for rollout in rollouts] == [1.0, 1.0]
+    for rollout in rollouts:
+        ends = [index for index, token in enumerate(rollout.completion_ids) if token == other]
+        assert len(ends) == rollout.record.responses  # each closed by the template's end token, without loss
+        assert all(rollout.completion_ids[end + 1] == tokenizer.eos_token_id and rollout.loss_mask[end:end + 2] == [1, 0]
+                   for end in ends)
 
 
 def test_the_completion_budget_truncates_cleanly(tiny):

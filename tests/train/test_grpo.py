@@ -34,6 +34,7 @@ class HalfOracle:
         self.model_backend = HFBackend(model, tokenizer, batch_size)
         self.renderer = ChatRenderer(tokenizer)
         self.eos_token_id = tokenizer.eos_token_id
+        self.end_token_ids = (tokenizer.eos_token_id,)
         self.rollouts_ref = rollouts_ref
 
     def generate(self, requests, sampling):
@@ -139,3 +140,40 @@ def test_lora_trains_adapters_only(tmp_path):
     assert len(compared) == len(base)  # every base weight found under its PEFT name, and unchanged
     assert all(torch.equal(frozen[name], base[name]) for name in compared)
     assert any(not torch.all(parameter == 0) for name, parameter in adapters.items() if "lora_B" in name)
+
+
+class SeedRecorder:
+    """Ends every reply at once and records the seed each generation round gets."""
+
+    def __init__(self, tokenizer):
+        self.end_token_ids = (tokenizer.eos_token_id,)
+        self.seeds = []
+
+    def generate(self, requests, sampling):
+        self.seeds.append(sampling.seed)
+        return [list(self.end_token_ids) for _ in requests]
+
+
+def test_a_resumed_stage_samples_on_with_new_seeds():
+    from types import SimpleNamespace
+
+    _, tokenizer = load_model_and_tokenizer("tiny")
+    recorder = SeedRecorder(tokenizer)
+
+    def first_seed(rollouts, step):
+        """The seed of the first generation round of one batch, at `step`, with 2 accumulation steps."""
+        recorder.seeds.clear()
+        trainer = SimpleNamespace(model=None, state=SimpleNamespace(global_step=step),
+                                  args=SimpleNamespace(gradient_accumulation_steps=2))
+        rollouts(["multi_turn_base_0"] * 2, trainer)
+        return recorder.seeds[0]
+
+    def new_rollouts():
+        return EpisodeRollouts(task_index(), tokenizer, EpisodeConfig(max_steps_per_turn=1), SamplingParams(seed=7),
+                               max_completion_tokens=40, backend_factory=lambda *args: recorder)
+
+    first_run = new_rollouts()
+    seeds = [first_seed(first_run, step) for step in (0, 0, 1, 1)]  # two generation batches per optimizer step
+    assert len(set(seeds)) == 4
+    resumed = new_rollouts()  # a new process, resuming from the checkpoint of step 1
+    assert [first_seed(resumed, 1), first_seed(resumed, 1)] == seeds[2:]
