@@ -242,7 +242,6 @@ class TrlEngine:
                 "save_total_limit": 3, **options,
                 "output_dir": str(stage_dir), "max_steps": stage.max_steps, "use_cpu": not self.placement.on_gpu, "bf16": bf16,
                 "max_completion_length": stage.max_completion_tokens, "seed": seed,
-                "temperature": _sampling_temperature(stage),
                 "logging_steps": 1,  # the transition rule reads every step's gradient norm
                 "report_to": ["tensorboard"],
                 "save_strategy": "steps",
@@ -282,17 +281,6 @@ class TrlEngine:
         if not stage.lora:  # PEFT froze the base weights: this stage trains them all
             return model.merge_and_unload().requires_grad_(True), tokenizer, None
         return model, tokenizer, None
-
-
-def _sampling_temperature(stage: StageConfig) -> float:
-    """The temperature TRL divides the logits by for log-probs: they are the log-probs of the
-    rollouts only at the temperature the rollouts were sampled with."""
-    given = stage.grpo.get("temperature")
-    if given is not None and given != stage.sampling.temperature:
-        raise EnvtuneError(f"stage {stage.name}: grpo temperature {given} differs from the sampling temperature "
-                           f"{stage.sampling.temperature}; TRL takes log-probs at the temperature the episodes are "
-                           f"sampled with, so set sampling.temperature only")
-    return stage.sampling.temperature
 
 
 # Adapter config fields that record where and how an adapter was saved, not what it is
