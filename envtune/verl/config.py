@@ -14,8 +14,8 @@ is refused there) and runs veRL's `validate_config`, so a typo fails before a cl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
-import math
 import re
 import shlex
 from dataclasses import dataclass
@@ -77,6 +77,9 @@ class StageRun:
     agent_loops: str = ""  # the agent-loop registry file veRL's workers read; default: the packaged one
     val_before_train: bool = True
     seed: int = 0
+    # variables veRL's Ray workers need (its metrics paths): workers on a cluster joined with `ray start`
+    # get the environment of `ray start`, not the launcher's, so they travel in Ray's runtime env
+    worker_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def agent_loop_config_path() -> str:
@@ -151,7 +154,9 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "trainer.default_local_dir": str(run.checkpoint_dir),
         "trainer.resume_mode": "auto",
         "trainer.total_training_steps": run.total_steps,
-        "trainer.total_epochs": math.ceil(run.total_steps / (run.train_tasks // batch)),
+        # veRL's length filter may leave fewer rows than we counted and so fewer steps per epoch: with
+        # at least one step per epoch, this many epochs never end the launch before total_training_steps
+        "trainer.total_epochs": run.total_steps,
         "trainer.test_freq": stage.validation.every,
         "trainer.val_before_train": run.val_before_train,
     }
@@ -164,6 +169,8 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
             settings[LORA_TO_VERL[field]] = value
         else:
             ignored.append(f"lora.{field}")
+    for name, value in run.worker_env.items():
+        settings[f"++ray_kwargs.ray_init.runtime_env.env_vars.{name}"] = value
     settings.update(stage.verl)
     return [f"{key}={hydra_value(value)}" for key, value in settings.items()], ignored
 

@@ -224,20 +224,20 @@ class VerlEngine:
         if not agent_loops.is_file():
             run.output.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(agent_loop_config_path(), agent_loops)
+        log = paths.logs / f"launch-{len(paths.launches()) + 1:03d}"
+        env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
         stage_run = StageRun(
             model=model, train_file=data["train"], val_file=data["val"],
             train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
             max_prompt_tokens=self.prompt_budget(run, stage, list(data.values())),
             experiment=f"{run.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
-            seed=run.config.seed, agent_loops=str(agent_loops),
+            seed=run.config.seed, agent_loops=str(agent_loops), worker_env=env,
         )
         overrides, ignored = stage_overrides(stage, stage_run, self.cluster)
         composed = check_overrides(stage, overrides)
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
-        log = paths.logs / f"launch-{len(paths.launches()) + 1:03d}"
-        env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
         return [sys.executable, "-m", TRAINER_MODULE, *overrides], env, ignored
 
     def plan(self, run: CurriculumRun) -> list[StagePlan]:
@@ -309,7 +309,9 @@ class VerlEngine:
         """Merge the chosen checkpoint's shards into a Hugging Face model in `selected/`."""
         if (paths.selected / "config.json").is_file():
             return paths.selected
-        backend = "megatron" if stage.verl.get("actor_rollout_ref.actor.strategy") == "megatron" else "fsdp"
+        # the actor's strategy as veRL composed it (`model_engine: megatron` selects Megatron in 0.9.1)
+        strategy = OmegaConf.load(paths.root / "verl_config.yaml").actor_rollout_ref.actor.strategy
+        backend = "megatron" if strategy == "megatron" else "fsdp"
         staging = paths.root / ".selected.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         command = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", backend,

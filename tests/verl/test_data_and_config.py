@@ -78,6 +78,15 @@ def test_paper_hyperparameters_map_to_verl_keys_that_veRL_accepts(hints_data):
     assert "data.train_batch_size=16" in stage1 and "data.max_response_length=10240" in stage1
 
 
+def test_the_epoch_count_never_ends_a_launch_before_its_steps(hints_data):
+    """veRL's length filter can drop rows after we count them; its loop stops after total_epochs epochs
+    of what is left, so the epoch count must never be what ends the launch."""
+    config = compose(stage_overrides(PAPER.stages[1], stage_run(hints_data), Cluster())[0])
+    batch, steps = config.data.train_batch_size, config.trainer.total_training_steps
+    for kept in range(batch, 101):  # every number of rows the filter can leave a full batch in
+        assert config.trainer.total_epochs * (kept // batch) >= steps, kept
+
+
 def test_every_key_we_set_exists_in_verls_config(hints_data):
     from omegaconf import OmegaConf
 

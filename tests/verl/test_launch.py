@@ -3,6 +3,7 @@ on, keeps the latest and best checkpoints, hands the best one to the next stage,
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,7 +12,7 @@ from envtune.curriculum.run import CurriculumRun
 from envtune.curriculum.transition import StageHistory
 from envtune.models import tiny_model_path
 from envtune.run_files import read_jsonl
-from envtune.verl.config import Cluster
+from envtune.verl.config import Cluster, compose
 from envtune.verl.engine import VerlEngine, hand_off_step
 
 CONFIG = parse_config({
@@ -43,7 +44,7 @@ class FakeVerl:
     records, checkpoints on the save schedule and the tracker file, a merged model directory."""
 
     def __init__(self, fail_in=None):
-        self.launches, self.merges = [], []
+        self.launches, self.merges, self.backends = [], [], []
         self.fail_in = fail_in  # (stage, step): die after logging this step, like a killed job
 
     def __call__(self, command, env, log_path):
@@ -54,6 +55,7 @@ class FakeVerl:
             target.mkdir(parents=True)
             (target / "config.json").write_text("{}")
             self.merges.append(command[command.index("--local_dir") + 1])
+            self.backends.append(command[command.index("--backend") + 1])
             return 0
         settings = dict(word.split("=", 1) for word in command if "=" in word)
         self.launches.append(settings)
@@ -154,3 +156,38 @@ def test_the_hand_off_takes_the_best_checkpoint_only_when_it_beats_the_start():
     assert hand_off_step(history, [3, 4, 6, 9]) == 4
     assert hand_off_step(StageHistory(steps=6, val_accuracy=[(3, 0.4), (6, 0.4)]), [3, 6]) == 3  # ties: earliest
     assert hand_off_step(StageHistory(steps=0), []) is None
+
+
+def test_the_metrics_paths_reach_verls_workers_through_rays_runtime_env(tmp_path, monkeypatch):
+    """On a cluster joined with `ray start`, veRL's task runner (which writes the metrics) gets the
+    environment of `ray start`, not the launcher's: the paths travel in the runtime env that veRL's
+    own `run_ppo` hands to `ray.init`."""
+    from verl.trainer import main_ppo
+
+    engine = VerlEngine(launcher=FakeVerl())
+    command, env, _ = engine.launch(verl_run(tmp_path / "run"), 0, CONFIG.stages[0], MODEL, done=0)
+    config = compose([word for word in command if "=" in word])
+    ray_init = {}
+    monkeypatch.setattr(main_ppo.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(main_ppo.ray, "init", lambda **kwargs: ray_init.update(kwargs))
+    monkeypatch.setattr(main_ppo.ray, "get", lambda reference: None)
+    runner = SimpleNamespace(remote=lambda: SimpleNamespace(run=SimpleNamespace(remote=lambda config: None)))
+    main_ppo.run_ppo(config, task_runner_class=runner)
+    worker_env = ray_init["runtime_env"]["env_vars"]
+    assert set(env) == {"VERL_FILE_LOGGER_PATH", "TENSORBOARD_DIR"}
+    assert {name: worker_env.get(name) for name in env} == env
+
+
+@pytest.mark.filterwarnings("ignore:set sequence parallel to false")  # veRL's Megatron defaults on one GPU
+def test_a_megatron_stage_is_merged_with_the_megatron_backend(tmp_path):
+    """veRL 0.9.1 selects Megatron with `model_engine: megatron`; the merger must follow the composed config."""
+    megatron = parse_config({
+        "name": "megatron",
+        "defaults": {"grpo": {"num_generations": 2, "per_device_train_batch_size": 4, "save_steps": 3},
+                     "verl": {"model_engine": "megatron"}},
+        "stages": [{"name": "syntax", "split": "format", "reward": "format", "max_steps": 3}],
+    })
+    verl = FakeVerl()
+    CurriculumRun(megatron, MODEL, tmp_path / "run", None, VerlEngine(launcher=verl)).run()
+    assert verl.launches[0]["model_engine"] == "megatron"
+    assert verl.backends == ["megatron"]
