@@ -8,9 +8,10 @@ next reply; the rules live here.
   messages back, count the tokens the endpoint reports.
 - `TokenDriver` (token level, for trainers): the episode as one token sequence, `prompt_ids` then
   `completion_ids`, with `loss_mask` marking the model's tokens (1) and the environment's (0, no
-  loss), and the model's log-probs when the generator reports them. It owns the completion budget:
-  each reply may use at most what is left (`reply_limit`); a reply that does not fit is cut at
-  the budget and not played; a reply cut by its own token cap is closed with the end token, as the
+  loss), and the model's log-probs when the generator reports them. It owns the completion budget,
+  which it narrows to what the model's context leaves after the prompt when it is given the context
+  (a server refuses a request that fills it): each reply may use at most what is left
+  (`reply_limit`); a reply that does not fit is cut at the budget and not played; a reply cut by its own token cap is closed with the end token, as the
   chat template would close it, without loss; environment tokens that do not fit are cut at the
   budget. Either way the episode ends `truncated` and is scored on the turns it closed.
 
@@ -101,7 +102,8 @@ class _Tokens:
 class TokenDriver(ChatDriver):
     """One episode as a token sequence within a completion budget (see the module docstring)."""
 
-    def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int):
+    def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int,
+                 context_tokens: int | None = None):
         if episode.config.protocol == "native":
             raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native "
                                "(native tool calls need the server's tool parser; use an endpoint)")
@@ -110,6 +112,8 @@ class TokenDriver(ChatDriver):
         self.tokenizer = tokenizer
         self.eos_token_id = tokenizer.eos_token_id
         self.budget = max_completion_tokens
+        if context_tokens is not None:  # the model's context: the whole sequence must stay within it
+            self.budget = min(self.budget, context_tokens - len(self.prompt_ids))
         self._tokens = _Tokens()
 
     # ----- what the generator needs -----------------------------------------------------------
@@ -119,8 +123,8 @@ class TokenDriver(ChatDriver):
         return self.prompt_ids + self._tokens.completion
 
     def reply_limit(self, max_new_tokens: int) -> int:
-        """Tokens the next reply may have: its own cap, or what is left of the budget. When nothing
-        is left, the episode ends here, truncated, and the limit is 0."""
+        """Tokens the next reply may have: its own cap, or what is left of the budget (and so of the
+        context). When nothing is left, the episode ends here, truncated, and the limit is 0."""
         room = self.budget - len(self._tokens.completion)
         if room <= 0:
             self.truncated = True

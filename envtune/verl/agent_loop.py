@@ -35,6 +35,7 @@ from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.rollout.driver import Rollout, TokenDriver
+from envtune.verl.config import model_context
 from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
 
@@ -83,7 +84,10 @@ class EpisodeAgentLoop(AgentLoopBase):
         if raw_prompt is not None and _messages(raw_prompt) != messages:
             raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: {REBUILD}")
         budget = self.rollout_config.response_length
-        driver = TokenDriver(episode, await self.ct_build_initial_tokens(messages), self.tokenizer, budget)
+        # the server refuses a request that fills the model's context: the driver keeps the episode within it
+        context = self.rollout_config.get("max_model_len") or model_context(self.config.actor_rollout_ref.model.path)
+        prompt_ids = await self.ct_build_initial_tokens(messages)
+        driver = TokenDriver(episode, prompt_ids, self.tokenizer, budget, context_tokens=context)
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
         server_fields: dict[str, Any] = {}

@@ -55,7 +55,7 @@ from envtune.errors import EnvtuneError
 from envtune.run_files import read_jsonl
 from envtune.verl.config import (
     MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, agent_loop_config_path, check_overrides, command_line,
-    stage_overrides,
+    model_context, stage_overrides,
 )
 from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
 
@@ -233,9 +233,15 @@ class VerlEngine:
             experiment=f"{run.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
             seed=run.config.seed, agent_loops=str(agent_loops), worker_env=env,
+            context_tokens=model_context(run.model_source),  # every stage keeps the architecture
         )
         overrides, ignored = stage_overrides(stage, stage_run, self.cluster)
         composed = check_overrides(stage, overrides)
+        response = composed.data.max_response_length
+        if response < stage.max_completion_tokens and "data.max_response_length" not in stage.verl:
+            print(f"envtune: stage {stage.name}: responses get {response} tokens, not "
+                  f"{stage.max_completion_tokens}: with {composed.data.max_prompt_length} for the prompt, that fills "
+                  "the model's context", file=sys.stderr)
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
         return [sys.executable, "-m", TRAINER_MODULE, *overrides], env, ignored

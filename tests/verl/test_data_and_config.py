@@ -87,6 +87,21 @@ def test_the_epoch_count_never_ends_a_launch_before_its_steps(hints_data):
         assert config.trainer.total_epochs * (kept // batch) >= steps, kept
 
 
+def test_the_response_budget_leaves_the_prompt_room_in_the_models_context(hints_data, tmp_path, capsys):
+    """The tiny tokenizer needs a prompt budget above 8192; with the paper's 24,576-token responses that
+    would pass the model's 32,768-token context, so the response budget gives way (and the user is told)."""
+    engine = VerlEngine()
+    run = CurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "run", None, engine)
+    command = engine.launch(run, 1, PAPER.stages[1], str(tiny_model_path()), done=0)[0]
+    settings = dict(word.split("=", 1) for word in command if "=" in word)
+    prompt, response = int(settings["data.max_prompt_length"]), int(settings["data.max_response_length"])
+    assert prompt > 8192 and prompt + response == 32768
+    assert int(settings["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"]) == 32768
+    assert f"responses get {response} tokens, not 24576" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="leaves no room in the model's context"):
+        stage_overrides(PAPER.stages[1], stage_run(hints_data, context_tokens=8192), Cluster())
+
+
 def test_every_key_we_set_exists_in_verls_config(hints_data):
     from omegaconf import OmegaConf
 
