@@ -72,10 +72,14 @@ class EpisodeAgentLoop(AgentLoopBase):
         if spec.episode.protocol == "native":
             raise EnvtuneError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
                                "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
-        tasks = _tasks(spec.release)
+        # Loading tasks, building an episode (its backends load the task's scenario) and stepping it (tool
+        # calls, checks) block: they run in the event loop's executor, so the worker's other trajectories
+        # go on meanwhile (the executor's time limits and state guards hold on any thread)
+        tasks = await self.loop.run_in_executor(None, _tasks, spec.release)
         if spec.task_id not in tasks:
             raise EnvtuneError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
-        with Episode(tasks[spec.task_id], spec.episode) as episode:
+        episode = await self.loop.run_in_executor(None, Episode, tasks[spec.task_id], spec.episode)
+        with episode:
             return await self._play(episode, spec, sampling_params, row.get("raw_prompt"))
 
     async def _play(self, episode: Episode, spec: EpisodeSpec, sampling_params: dict[str, Any],
@@ -102,7 +106,8 @@ class EpisodeAgentLoop(AgentLoopBase):
             timing["generate_sequences"] += time.perf_counter() - started
             merge_server_fields(server_fields, dict(output.extra_fields))
             started = time.perf_counter()
-            answer = driver.add_reply(output.token_ids, output.log_probs or None)
+            reply = (output.token_ids, output.log_probs or None)
+            answer = await self.loop.run_in_executor(None, driver.add_reply, *reply)
             timing["tool_calls"] += time.perf_counter() - started
             if answer is not None:
                 tokens = driver.token_ids

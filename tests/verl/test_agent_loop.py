@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import threading
+import time
 from importlib import resources
 
 import pytest
@@ -15,6 +17,7 @@ from verl.workers.rollout.replica import TokenOutput
 from envtune.env import Episode, EpisodeConfig
 from envtune.env.oracle import ANSWER, oracle_reply
 from envtune.models import load_model_and_tokenizer, tiny_model_path
+from envtune.verl import agent_loop
 from envtune.verl.data import EpisodeSpec, row
 
 LOGPROB = -0.5
@@ -179,6 +182,37 @@ def test_no_request_asks_for_more_than_the_models_context(tiny, tasks, tmp_path,
     assert all(len(prompt) + cap <= context for prompt, cap in zip(server.prompts, server.max_tokens))
     assert len(output.prompt_ids) + len(output.response_ids) <= context
     assert output.extra_fields["reward_extra_info"]["truncated"] == 1.0
+
+
+def test_a_slow_environment_step_does_not_hold_up_the_event_loop(tiny, tasks, monkeypatch):
+    """veRL runs every trajectory of a worker on one event loop: building and stepping an episode run
+    in its executor, so a slow step (a long tool call, a long scenario) stalls only its own trajectory."""
+    model_type, tokenizer = tiny
+    slow_steps = []
+
+    class SlowEpisode(Episode):
+        def step(self, message):
+            if not slow_steps:
+                slow_steps.append(threading.current_thread())
+                time.sleep(0.5)
+            return super().step(message)
+
+    monkeypatch.setattr(agent_loop, "Episode", SlowEpisode)
+    data_row = spec_row(tasks, "multi_turn_base_0", feedback="standard")
+    server = ScriptedServer(tokenizer, tasks["multi_turn_base_0"], EpisodeConfig(feedback="standard"))
+    server.policy = lambda: oracle_reply(server.mirror)
+
+    async def play_and_tick():
+        ticks = [time.perf_counter()]
+        playing = asyncio.ensure_future(play(model_type, tokenizer, server, data_row))
+        while not playing.done():
+            await asyncio.sleep(0.01)
+            ticks.append(time.perf_counter())
+        return await playing, max(later - earlier for earlier, later in zip(ticks, ticks[1:]))
+
+    output, longest_gap = asyncio.run(play_and_tick())
+    assert output.reward_score == 1.0 and slow_steps and slow_steps[0] is not threading.main_thread()
+    assert longest_gap < 0.25  # the loop went on while the step slept for 0.5 s
 
 
 def test_rows_from_another_version_are_refused_with_the_fix(tiny, tasks):
