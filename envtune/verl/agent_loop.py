@@ -8,14 +8,16 @@ is exactly the chat template's rendering of the messages so far, with the model'
 as generated; environment tokens get mask 0 and no loss.
 
 The trajectory's reward is the stage reward of the episode (`reward_score`, so veRL runs no reward
-function). `extra_fields` carry what veRL reports:
+function). `extra_fields` carry, for veRL 0.9.1's default trainer (v1):
 
     reward_extra_info   per-episode numbers (acc = every turn passed, progress, format, ...): veRL
-                        averages them per BFCL category in validation (val-core/<source>/acc/mean@1)
-                        and writes them with each rollout to `trainer.rollout_data_dir`
-    turn_scores         1.0 / 0.0 per turn, the per-turn verdicts
-    tool_call_counts    tool calls the model made (veRL logs tool_call_counts/mean)
-    min/max_global_steps the weight versions that generated the trajectory, from the servers
+                        averages them per BFCL category in validation (val-core/<source>/acc/mean@1,
+                        val-aux/<source>/progress/mean@1, ...); v1 logs none of them in training
+    min/max_global_steps the weight versions that generated the trajectory, from the servers (v1's
+                        staleness metrics read them)
+
+and, for the deprecated v0 trainer (`trainer.use_v1=false`), which puts them in its batch:
+`turn_scores` (1.0 / 0.0 per turn) and `tool_call_counts` (v0 logs tool_call_counts/mean).
 
 veRL finds the loop through `actor_rollout_ref.rollout.agent.agent_loop_config_path`, pointing at
 the `agent_loops.yaml` shipped beside this module; rows pick it with `agent_name: envtune_episode`.

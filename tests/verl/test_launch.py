@@ -13,7 +13,7 @@ from envtune.curriculum.transition import StageHistory
 from envtune.models import tiny_model_path
 from envtune.run_files import read_jsonl
 from envtune.verl.config import Cluster, compose
-from envtune.verl.engine import VerlEngine, hand_off_step
+from envtune.verl.engine import VerlEngine, hand_off_step, lost_sessions
 
 CONFIG = parse_config({
     "name": "two",
@@ -39,13 +39,28 @@ def verl_run(output, **engine):
     return CurriculumRun(CONFIG, MODEL, output, None, VerlEngine(**engine))
 
 
+# What veRL's v1 agent-loop workers print, through Ray, when sessions raise: the first worker's
+# traceback, then another worker's line folded into Ray's summary of repeated lines.
+LOST_SESSIONS_LOG = """\
+(AgentLoopWorkerTQ pid=4242) ERROR:2026-12-01 10:00:00,000:Error in _run_prompt for uid=0b6f2c1e
+(AgentLoopWorkerTQ pid=4242) Traceback (most recent call last):
+(AgentLoopWorkerTQ pid=4242)   File "envtune/verl/agent_loop.py", line 81, in run
+(AgentLoopWorkerTQ pid=4242)     episode = await self.loop.run_in_executor(None, Episode, task, spec.episode)
+(AgentLoopWorkerTQ pid=4242) envtune.errors.EnvtuneError: bfcl-eval 2026.3.23 is not installed here
+(AgentLoopWorkerTQ pid=5151, ip=10.0.0.2) ERROR:2026-12-01 10:00:01,000:Error in _run_prompt for uid=9d1c4e7a \
+\x1b[32m [repeated 2x across cluster]\x1b[0m
+"""
+
+
 class FakeVerl:
     """Plays `verl.trainer.main_ppo` and `verl.model_merger` from their command lines: file-logger
     records, checkpoints on the save schedule and the tracker file, a merged model directory."""
 
-    def __init__(self, fail_in=None):
+    def __init__(self, fail_in=None, lose_sessions_in=None):
         self.launches, self.merges, self.backends = [], [], []
         self.fail_in = fail_in  # (stage, step): die after logging this step, like a killed job
+        # (stage, step): sessions of base tasks raise in the agent loop at this step's validation
+        self.lose_sessions_in = lose_sessions_in
 
     def __call__(self, command, env, log_path):
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +84,15 @@ class FakeVerl:
                 metrics.write(json.dumps({"step": at, "data": data}) + "\n")
 
             def validation(at):
-                return {f"val-core/bfcl_multi_turn_{c}/acc/mean@1": CURVES[stage][at] for c in CATEGORIES}
+                # veRL v1 scores lost sessions as 0 in acc, and leaves them out of acc_success_only
+                lost = self.lose_sessions_in == (stage, at)
+                if lost:
+                    with open(log_path, "a") as log:
+                        log.write(LOST_SESSIONS_LOG)
+                accuracy = CURVES[stage][at]
+                return {**{f"val-core/bfcl_multi_turn_{c}/acc/mean@1": accuracy / 2 if lost and c == "base" else accuracy
+                           for c in CATEGORIES},
+                        **{f"val-aux/bfcl_multi_turn_{c}/acc_success_only/mean@1": accuracy for c in CATEGORIES}}
 
             if settings["trainer.val_before_train"] == "true":
                 log(step, validation(step))
@@ -140,6 +163,37 @@ def test_a_failed_launch_names_its_log_and_the_same_command_resumes(tmp_path):
     assert [stage["name"] for stage in summary["stages"]] == ["syntax", "hints"]
     steps = [line["step"] for line in read_jsonl(tmp_path / "run" / "metrics.jsonl") if line["stage"] == "hints"]
     assert steps == sorted(set(steps)) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_lost_sessions_stop_the_run_and_their_launch_is_not_read(tmp_path):
+    """A broken environment on one node makes veRL lose sessions, which it trains and validates around:
+    the run stops and says why, and that launch's numbers never reach the transition rule or the hand-off."""
+    broken = FakeVerl(lose_sessions_in=("syntax", 2))
+    with pytest.raises(ChildProcessError) as stopped:
+        verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=broken).run()
+    message = str(stopped.value)
+    assert message.startswith("veRL lost sessions in stage syntax: 3 session(s) raised in the agent loop (the first: "
+                              "envtune.errors.EnvtuneError: bfcl-eval 2026.3.23 is not installed here); "
+                              "validation at step 2 lost sessions of base.")
+    logs = tmp_path / "run" / "stages" / "01-syntax" / "logs"
+    assert f"set aside (launch-001.lost-sessions.jsonl); its output is in {logs / 'launch-001.log'}" in message
+    assert "run the same command again to go on from the last checkpoint (step 3)" in message
+    assert not read_jsonl(tmp_path / "run" / "metrics.jsonl")
+
+    resumed = FakeVerl()
+    summary = verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
+    assert resumed.launches[0]["trainer.val_before_train"] == "false" and (logs / "launch-002.log").is_file()
+    assert [stage["name"] for stage in summary["stages"]] == ["syntax", "hints"]
+    syntax = [line["step"] for line in read_jsonl(tmp_path / "run" / "metrics.jsonl") if line["stage"] == "syntax"]
+    assert min(syntax) == 4  # steps 0-3 came from the launch that lost sessions
+
+
+def test_validation_with_a_category_missing_is_a_lost_session():
+    """When every session of a category fails, veRL logs no accuracy for it at all."""
+    records = {0: {f"val-core/bfcl_multi_turn_{c}/acc/mean@1": 0.5 for c in ("base", "miss_func")}}
+    assert lost_sessions("", records, {"base", "miss_func", "long_context"}) == [
+        "validation at step 0 has no accuracy for long_context"]
+    assert lost_sessions("veRL output\n", {1: {"actor/grad_norm": 1.0}}, {"base"}) == []
 
 
 def test_a_run_directory_of_the_other_engine_is_refused(tmp_path):
