@@ -2,8 +2,12 @@
 on, keeps the latest and best checkpoints, hands the best one to the next stage, and resumes."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -12,7 +16,7 @@ from envtune.curriculum.run import CurriculumRun
 from envtune.curriculum.transition import StageHistory
 from envtune.models import tiny_model_path
 from envtune.run_files import read_jsonl
-from envtune.verl.config import Cluster, compose
+from envtune.verl.config import Cluster
 from envtune.verl.engine import VerlEngine, hand_off_step, lost_sessions
 
 CONFIG = parse_config({
@@ -212,24 +216,56 @@ def test_the_hand_off_takes_the_best_checkpoint_only_when_it_beats_the_start():
     assert hand_off_step(StageHistory(steps=0), []) is None
 
 
-def test_the_metrics_paths_reach_verls_workers_through_rays_runtime_env(tmp_path, monkeypatch):
-    """On a cluster joined with `ray start`, veRL's task runner (which writes the metrics) gets the
-    environment of `ray start`, not the launcher's: the paths travel in the runtime env that veRL's
-    own `run_ppo` hands to `ray.init`."""
-    from verl.trainer import main_ppo
+# veRL's `run_ppo` (overrides, report file, variables) with a task runner that writes what it sees of
+# the variables (defined in __main__, so Ray ships the class and what it reads to its worker by value).
+RUN_PPO_WITH_A_PROBE = """
+import json, os, sys
+import ray
+from verl.trainer import main_ppo
+from envtune.verl.config import compose
 
+REPORT, NAMES = sys.argv[2], sys.argv[3:]
+
+@ray.remote
+class Probe:
+    def run(self, config):
+        with open(REPORT, "w") as report:
+            json.dump({name: os.environ.get(name) for name in NAMES}, report)
+
+main_ppo.run_ppo(compose(json.loads(sys.argv[1])), task_runner_class=Probe)
+"""
+
+
+def test_the_metrics_paths_reach_verls_task_runner_on_a_cluster_joined_with_ray_start(tmp_path):
+    """veRL's task runner writes the metrics. On a cluster started with `ray start` it runs with the
+    environment of `ray start`, not the launcher's: without the paths in Ray's runtime env it writes no
+    metrics file, and the transition rule sees no validation."""
     engine = VerlEngine(launcher=FakeVerl())
     command, env, _ = engine.launch(verl_run(tmp_path / "run"), 0, CONFIG.stages[0], MODEL, done=0)
-    config = compose([word for word in command if "=" in word])
-    ray_init = {}
-    monkeypatch.setattr(main_ppo.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(main_ppo.ray, "init", lambda **kwargs: ray_init.update(kwargs))
-    monkeypatch.setattr(main_ppo.ray, "get", lambda reference: None)
-    runner = SimpleNamespace(remote=lambda: SimpleNamespace(run=SimpleNamespace(remote=lambda config: None)))
-    main_ppo.run_ppo(config, task_runner_class=runner)
-    worker_env = ray_init["runtime_env"]["env_vars"]
+    overrides = [word for word in command if "=" in word]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_env = {name: value for name, value in os.environ.items() if name not in env}
+    ray_env["RAY_AUTH_MODE"] = "disabled"  # a throwaway local cluster
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=false", "--disable-usage-stats", "--block"],
+        env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while socket.socket().connect_ex(("127.0.0.1", port)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        report = tmp_path / "seen.json"
+        driver = subprocess.run(
+            [sys.executable, "-c", RUN_PPO_WITH_A_PROBE, json.dumps(overrides), str(report), *env],
+            env={**ray_env, **env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, capture_output=True, text=True, timeout=240)
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    assert json.loads(report.read_text()) == env
     assert set(env) == {"VERL_FILE_LOGGER_PATH", "TENSORBOARD_DIR"}
-    assert {name: worker_env.get(name) for name in env} == env
 
 
 @pytest.mark.filterwarnings("ignore:set sequence parallel to false")  # veRL's Megatron defaults on one GPU
