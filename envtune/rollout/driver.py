@@ -9,11 +9,12 @@ next reply; the rules live here.
 - `TokenDriver` (token level, for trainers): the episode as one token sequence, `prompt_ids` then
   `completion_ids`, with `loss_mask` marking the model's tokens (1) and the environment's (0, no
   loss), and the model's log-probs when the generator reports them. It owns the completion budget,
-  which it narrows to what the model's context leaves after the prompt when it is given the context
-  (a server refuses a request that fills it): each reply may use at most what is left
-  (`reply_limit`); a reply that does not fit is cut at the budget and not played; a reply cut by its own token cap is closed with the end token, as the
-  chat template would close it, without loss; environment tokens that do not fit are cut at the
-  budget. Either way the episode ends `truncated` and is scored on the turns it closed.
+  narrowed, when it is given the model's context, to what the context leaves after the prompt (a
+  server refuses a request that fills it): each reply may use at most what is left (`reply_limit`);
+  a reply that does not fit is cut at the budget and not played; a reply cut by its own token cap
+  is closed with the end token, as the chat template would close it, without loss; environment
+  tokens that do not fit are cut at the budget. Either way the episode ends `truncated` and is
+  scored on the turns it closed.
 
 The caller renders environment messages as tokens (`ChatRenderer.environment_delta` here, veRL's
 continuous-token helpers on veRL), so the model's own tokens are kept exactly as generated and every

@@ -8,7 +8,9 @@ A stage runs like this:
    interval). veRL validates before the first step and every `validation.every` steps with our
    agent loop on the validation rows (standard feedback, greedy), logs every metric to
    `logs/launch-NNN.jsonl` and saves `checkpoints/global_step_N`.
-3. Read the logs: validation accuracy per step (the mean over BFCL categories of
+3. Read the logs. A launch in which veRL lost sessions (an error in the agent loop, which veRL
+   trains and validates around) stops the run, its metrics set aside (`lost_sessions`). Otherwise
+   take validation accuracy per step (the mean over BFCL categories of
    `val-core/bfcl_multi_turn_<category>/acc/mean@1`) and `actor/grad_norm`; ask the transition rule.
    Continue with another launch (veRL resumes from its latest checkpoint) until the rule moves on:
    plateau, or the stage's `max_steps`.
@@ -25,6 +27,7 @@ Files it adds to the run directory (see `envtune.curriculum.run`):
     stages/NN-name/data/{train,val}.parquet     the rows veRL reads
     stages/NN-name/verl_config.yaml             the full veRL config of the latest launch
     stages/NN-name/logs/launch-NNN.{log,jsonl}  each launch's output and veRL's metrics
+    stages/NN-name/logs/launch-NNN.lost-sessions.jsonl  the metrics of a launch that lost sessions
     stages/NN-name/checkpoints/global_step_N/   veRL checkpoints
     stages/NN-name/tensorboard/                 veRL's TensorBoard events
     stages/NN-name/selected/                    the Hugging Face model handed to the next stage

@@ -3,9 +3,11 @@ on, keeps the latest and best checkpoints, hands the best one to the next stage,
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,8 +96,8 @@ class FakeVerl:
                     with open(log_path, "a") as log:
                         log.write(LOST_SESSIONS_LOG)
                 accuracy = CURVES[stage][at]
-                return {**{f"val-core/bfcl_multi_turn_{c}/acc/mean@1": accuracy / 2 if lost and c == "base" else accuracy
-                           for c in CATEGORIES},
+                return {**{f"val-core/bfcl_multi_turn_{c}/acc/mean@1": accuracy / 2 if lost and c == "base"
+                           else accuracy for c in CATEGORIES},
                         **{f"val-aux/bfcl_multi_turn_{c}/acc_success_only/mean@1": accuracy for c in CATEGORIES}}
 
             if settings["trainer.val_before_train"] == "true":
@@ -248,9 +250,11 @@ def test_the_metrics_paths_reach_verls_task_runner_on_a_cluster_joined_with_ray_
         port = probe.getsockname()[1]
     ray_env = {name: value for name, value in os.environ.items() if name not in env}
     ray_env["RAY_AUTH_MODE"] = "disabled"  # a throwaway local cluster
+    # a temp dir of its own (short: Ray puts sockets there) keeps later ray.init() calls from finding it
+    ray_dir = tempfile.mkdtemp(prefix="ray-")
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}", "--num-cpus=1",
-         "--include-dashboard=false", "--disable-usage-stats", "--block"],
+         f"--temp-dir={ray_dir}", "--include-dashboard=false", "--disable-usage-stats", "--block"],
         env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -263,6 +267,7 @@ def test_the_metrics_paths_reach_verls_task_runner_on_a_cluster_joined_with_ray_
     finally:
         head.terminate()
         head.wait(timeout=60)
+        shutil.rmtree(ray_dir, ignore_errors=True)
     assert driver.returncode == 0, driver.stderr[-3000:]
     assert json.loads(report.read_text()) == env
     assert set(env) == {"VERL_FILE_LOGGER_PATH", "TENSORBOARD_DIR"}

@@ -54,7 +54,8 @@ class OracleServer:
             task = tasks[spec.task_id]
             with Episode(task, spec.episode) as episode:
                 messages = episode.reset()
-            opening = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+            opening = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=False)
             self.openings[tuple(opening)] = (task, spec.episode)
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
@@ -74,7 +75,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # t
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
         yield
