@@ -3,8 +3,11 @@
 import decimal
 import gc
 import os
+import sys
+import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import mpmath
 import pytest
@@ -106,6 +109,53 @@ def test_a_call_that_runs_too_long_is_stopped(session):
     assert result == f"{ERROR_PREFIX}call took longer than 0.2 s and was stopped"
     assert time.perf_counter() - started < 2.0
     assert slow.execute("ls()").startswith("{")  # the session stays usable
+
+
+def test_the_time_limit_holds_on_a_worker_thread():
+    """The veRL agent loop steps episodes in an event loop's executor thread, where SIGALRM never arrives."""
+    def spin(folder: str) -> str:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            pass
+        return "finished"
+
+    slow = ToolSession(["GorillaFileSystem"], {"GorillaFileSystem": FILE_SYSTEM}, limits=CallLimits(timeout_seconds=0.2))
+    slow._tools["cd"] = ("GorillaFileSystem", spin)
+    with ThreadPoolExecutor(1) as pool:
+        started = time.perf_counter()
+        result = pool.submit(slow.execute, "cd(folder='home')").result()
+        assert result == f"{ERROR_PREFIX}call took longer than 0.2 s and was stopped"
+        assert time.perf_counter() - started < 2.0
+        assert pool.submit(slow.execute, "ls()").result().startswith("{")  # the session stays usable
+        time.sleep(0.3)  # no timeout is left pending for the thread's next work
+        assert pool.submit(sum, range(10**6)).result() == sum(range(10**6))
+
+
+def test_numeric_precision_stays_per_call_across_threads():
+    """MathAPI sets process-wide precision: calls on several threads at once must neither see nor
+    restore each other's."""
+    calls = {"logarithm(value=10, base=3, precision=60)": None, "logarithm(value=8, base=2, precision=5)": None,
+             "square_root(number=2, precision=80)": None}
+    with ToolSession(["MathAPI"], {}) as tools:
+        for call in calls:
+            calls[call] = tools.execute(call)
+    dps = mpmath.mp.dps
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        start = threading.Barrier(len(calls))
+
+        def hammer(call):
+            with ToolSession(["MathAPI"], {}) as tools:
+                start.wait()
+                return {tools.execute(call) for _ in range(500)}
+
+        with ThreadPoolExecutor(len(calls)) as pool:
+            results = dict(zip(calls, pool.map(hammer, calls)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == {call: {result} for call, result in calls.items()}
+    assert mpmath.mp.dps == dps
 
 
 def test_numeric_precision_does_not_leak_between_calls(session):

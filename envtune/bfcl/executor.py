@@ -11,6 +11,7 @@ session object, so they are freed with it instead of living in module globals fo
 from __future__ import annotations
 
 import copy
+import ctypes
 import decimal
 import inspect
 import json
@@ -124,39 +125,74 @@ def _check_cost(class_name: str, tool: str, arguments: Mapping[str, Any]) -> Non
 
 
 class CallTimer:
-    """Per-call time limit through SIGALRM, which can interrupt the pure-Python backends.
+    """Per-call time limit that can stop the pure-Python backends between two bytecodes.
 
-    The handler is installed once around a batch of calls (installing it is the costly part) and
-    each call arms its own timer. Signals only reach the main thread: elsewhere no timer runs and
-    the static limits on arguments are the protection.
+    On the main thread SIGALRM does it: the handler is installed once around a batch of calls
+    (installing it is the costly part) and each call arms its own timer. Signals only reach the main
+    thread, so on any other thread (an event loop's executor) a timer thread raises the timeout in the
+    calling thread instead. Neither stops a long C call (a huge integer power): the static limits on
+    arguments are the protection there.
     """
 
     def __init__(self, seconds: float):
         self.seconds = seconds
-        self.active = False
+        self._signals = False  # the main thread's SIGALRM handler is installed
+        self._watchdog: threading.Timer | None = None
+        self._fired = False
+        self._lock = threading.Lock()
 
     def _interrupt(self, signum, frame):
-        raise CallTimeout(f"call took longer than {self.seconds:g} s and was stopped")
+        raise CallTimeout
 
     def __enter__(self) -> "CallTimer":
-        self.active = self.seconds > 0 and threading.current_thread() is threading.main_thread()
-        if self.active:
+        self._signals = self.seconds > 0 and threading.current_thread() is threading.main_thread()
+        if self._signals:
             self._previous = signal.signal(signal.SIGALRM, self._interrupt)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.active:
+        if self._signals:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous)
-            self.active = False
+            self._signals = False
 
-    def arm(self) -> None:
-        if self.active:
+    def call(self, method: Callable, arguments: Mapping[str, Any]) -> str:
+        """The method's result string, computed under the time limit."""
+        self._arm()
+        try:
+            return stringify_result(method(**arguments))
+        finally:
+            self._disarm()
+
+    def _arm(self) -> None:
+        if self._signals:
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        elif self.seconds > 0:
+            self._fired = False
+            self._watchdog = threading.Timer(self.seconds, self._raise_in, (threading.get_ident(),))
+            self._watchdog.daemon = True
+            self._watchdog.start()
 
-    def disarm(self) -> None:
-        if self.active:
+    def _disarm(self) -> None:
+        if self._signals:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        elif self._watchdog is not None:
+            with self._lock:
+                self._watchdog.cancel()
+                self._watchdog = None
+                if self._fired:  # raised too late to land in the call: drop it before it lands elsewhere
+                    _set_async_exc(threading.get_ident(), ctypes.py_object())
+
+    def _raise_in(self, thread_id: int) -> None:
+        with self._lock:
+            if self._watchdog is threading.current_thread():  # not disarmed meanwhile
+                self._fired = True
+                _set_async_exc(thread_id, CallTimeout)
+
+
+# Raises an exception in another thread at its next bytecode (a NULL object clears a pending one).
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
 
 
 # Process-wide state that backend calls change: MathAPI sets mpmath and decimal precision, and
@@ -165,21 +201,26 @@ PRECISION_CHANGING_CLASSES = frozenset({"MathAPI"})
 MODULE_DICTS_WRITTEN = {"VehicleControlAPI": ("LONG_WEATHER_EXTENSION",)}
 
 
+_PROCESS_STATE_LOCK = threading.Lock()
+
+
 @contextmanager
 def _isolated_process_state(method: Callable, class_name: str) -> Iterator[None]:
-    """Undo a call's changes to process-wide state, so nothing leaks into later calls or episodes."""
+    """Undo a call's changes to process-wide state, so nothing leaks into later calls or episodes.
+    Such calls run one at a time, so a call on another thread neither sees nor restores them."""
     module = sys.modules[type(method.__self__).__module__]
-    saved_dicts = {name: dict(getattr(module, name)) for name in MODULE_DICTS_WRITTEN.get(class_name, ())}
-    saved_prec = mpmath.mp.prec
-    try:
-        with decimal.localcontext():
-            yield
-    finally:
-        mpmath.mp.prec = saved_prec
-        for name, saved in saved_dicts.items():
-            written = getattr(module, name)
-            written.clear()
-            written.update(saved)
+    with _PROCESS_STATE_LOCK:
+        saved_dicts = {name: dict(getattr(module, name)) for name in MODULE_DICTS_WRITTEN.get(class_name, ())}
+        saved_prec = mpmath.mp.prec
+        try:
+            with decimal.localcontext():
+                yield
+        finally:
+            mpmath.mp.prec = saved_prec
+            for name, saved in saved_dicts.items():
+                written = getattr(module, name)
+                written.clear()
+                written.update(saved)
 
 
 class ToolSession:
@@ -283,16 +324,15 @@ class ToolSession:
             tool_call = self.to_tool_call(call)
             class_name, method = self._tools[tool_call.name]
             _check_cost(class_name, tool_call.name, tool_call.arguments)
-            timer.arm()
-            try:
-                if class_name in PRECISION_CHANGING_CLASSES or class_name in MODULE_DICTS_WRITTEN:
-                    # Stringify inside: an mpmath number prints with the precision of its own call,
-                    # and a returned module-level dict must be read before it is restored.
-                    with _isolated_process_state(method, class_name):
-                        return stringify_result(method(**tool_call.arguments))
-                return stringify_result(method(**tool_call.arguments))
-            finally:
-                timer.disarm()
+            if class_name in PRECISION_CHANGING_CLASSES or class_name in MODULE_DICTS_WRITTEN:
+                # The timer stops before the state is restored, so a timeout cannot cut the restoring
+                # short. Stringify inside: an mpmath number prints with the precision of its own call,
+                # and a returned module-level dict must be read before it is restored.
+                with _isolated_process_state(method, class_name):
+                    return timer.call(method, tool_call.arguments)
+            return timer.call(method, tool_call.arguments)
+        except CallTimeout:
+            return f"{ERROR_PREFIX}call took longer than {timer.seconds:g} s and was stopped"
         except Exception as error:
             return f"{ERROR_PREFIX}{error}"
 

@@ -4,7 +4,7 @@
 - `play_endpoint`: an OpenAI-compatible endpoint, message by message. Every episode advances on its
   own: up to `concurrency` requests are in flight, and a slow or retried request holds up only its
   own episode. Requests run on worker threads; episodes (tool calls, checks) step on the calling
-  thread only, since the executor's time limit and process-state guards are per main thread.
+  thread only: stepping is pure Python, which more threads would not make faster.
 
 Both yield one results.jsonl record per (task, sample) as soon as it is finished.
 """

@@ -8,14 +8,15 @@ next reply; the rules live here.
   messages back, count the tokens the endpoint reports.
 - `TokenDriver` (token level, for trainers): the episode as one token sequence, `prompt_ids` then
   `completion_ids`, with `loss_mask` marking the model's tokens (1) and the environment's (0, no
-  loss), and the model's log-probs when the generator reports them. It owns the completion budget:
-  each reply may use at most what is left (`reply_limit`); a reply that does not fit is cut at
-  the budget and not played; a reply that does not end with the chat template's end token (the
-  tokenizer's) is closed with it, without loss: one cut by its own token cap, or one the model
-  ended with another of its end tokens (`end_token_ids`, e.g. <|endoftext|>; the sequence keeps
-  that token as generated, the reply's message leaves it out); environment tokens that do not fit
-  are cut at the budget. Either way the episode ends `truncated` and is scored on the turns it
-  closed.
+  loss), and the model's log-probs when the generator reports them. It owns the completion budget,
+  narrowed, when it is given the model's context, to what the context leaves after the prompt (a
+  server refuses a request that fills it): each reply may use at most what is left (`reply_limit`);
+  a reply that does not fit is cut at the budget and not played; a reply that does not end with the
+  chat template's end token (the tokenizer's) is closed with it, without loss: one cut by its own
+  token cap, or one the model ended with another of its end tokens (`end_token_ids`, e.g.
+  <|endoftext|>; the sequence keeps that token as generated, the reply's message leaves it out);
+  environment tokens that do not fit are cut at the budget. Either way the episode ends `truncated`
+  and is scored on the turns it closed.
 
 The caller renders environment messages as tokens (`ChatRenderer.environment_delta` here, veRL's
 continuous-token helpers on veRL), so the model's own tokens are kept exactly as generated and every
@@ -105,7 +106,7 @@ class TokenDriver(ChatDriver):
     """One episode as a token sequence within a completion budget (see the module docstring)."""
 
     def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int,
-                 end_token_ids: Sequence[int] = ()):
+                 end_token_ids: Sequence[int] = (), context_tokens: int | None = None):
         if episode.config.protocol == "native":
             raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native "
                                "(native tool calls need the server's tool parser; use an endpoint)")
@@ -115,6 +116,8 @@ class TokenDriver(ChatDriver):
         self.eos_token_id = tokenizer.eos_token_id  # the chat template's end of a turn
         self.end_token_ids = {self.eos_token_id, *end_token_ids}  # any of them ends a reply
         self.budget = max_completion_tokens
+        if context_tokens is not None:  # the model's context: the whole sequence must stay within it
+            self.budget = min(self.budget, context_tokens - len(self.prompt_ids))
         self._tokens = _Tokens()
 
     # ----- what the generator needs -----------------------------------------------------------
@@ -124,8 +127,8 @@ class TokenDriver(ChatDriver):
         return self.prompt_ids + self._tokens.completion
 
     def reply_limit(self, max_new_tokens: int) -> int:
-        """Tokens the next reply may have: its own cap, or what is left of the budget. When nothing
-        is left, the episode ends here, truncated, and the limit is 0."""
+        """Tokens the next reply may have: its own cap, or what is left of the budget (and so of the
+        context). When nothing is left, the episode ends here, truncated, and the limit is 0."""
         room = self.budget - len(self._tokens.completion)
         if room <= 0:
             self.truncated = True

@@ -8,14 +8,16 @@ is exactly the chat template's rendering of the messages so far, with the model'
 as generated; environment tokens get mask 0 and no loss.
 
 The trajectory's reward is the stage reward of the episode (`reward_score`, so veRL runs no reward
-function). `extra_fields` carry what veRL reports:
+function). `extra_fields` carry, for veRL 0.9.1's default trainer (v1):
 
     reward_extra_info   per-episode numbers (acc = every turn passed, progress, format, ...): veRL
-                        averages them per BFCL category in validation (val-core/<source>/acc/mean@1)
-                        and writes them with each rollout to `trainer.rollout_data_dir`
-    turn_scores         1.0 / 0.0 per turn, the per-turn verdicts
-    tool_call_counts    tool calls the model made (veRL logs tool_call_counts/mean)
-    min/max_global_steps the weight versions that generated the trajectory, from the servers
+                        averages them per BFCL category in validation (val-core/<source>/acc/mean@1,
+                        val-aux/<source>/progress/mean@1, ...); v1 logs none of them in training
+    min/max_global_steps the weight versions that generated the trajectory, from the servers (v1's
+                        staleness metrics read them)
+
+and, for the deprecated v0 trainer (`trainer.use_v1=false`), which puts them in its batch:
+`turn_scores` (1.0 / 0.0 per turn) and `tool_call_counts` (v0 logs tool_call_counts/mean).
 
 veRL finds the loop through `actor_rollout_ref.rollout.agent.agent_loop_config_path`, pointing at
 the `agent_loops.yaml` shipped beside this module; rows pick it with `agent_name: envtune_episode`.
@@ -35,6 +37,7 @@ from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.rollout.driver import Rollout, TokenDriver
+from envtune.verl.config import model_context
 from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
 
@@ -71,10 +74,14 @@ class EpisodeAgentLoop(AgentLoopBase):
         if spec.episode.protocol == "native":
             raise EnvtuneError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
                                "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
-        tasks = _tasks(spec.release)
+        # Loading tasks, building an episode (its backends load the task's scenario) and stepping it (tool
+        # calls, checks) block: they run in the event loop's executor, so the worker's other trajectories
+        # go on meanwhile (the executor's time limits and state guards hold on any thread)
+        tasks = await self.loop.run_in_executor(None, _tasks, spec.release)
         if spec.task_id not in tasks:
             raise EnvtuneError(f"unknown BFCL task {spec.task_id!r} in release {spec.release}")
-        with Episode(tasks[spec.task_id], spec.episode) as episode:
+        episode = await self.loop.run_in_executor(None, Episode, tasks[spec.task_id], spec.episode)
+        with episode:
             return await self._play(episode, spec, sampling_params, row.get("raw_prompt"))
 
     async def _play(self, episode: Episode, spec: EpisodeSpec, sampling_params: dict[str, Any],
@@ -83,7 +90,10 @@ class EpisodeAgentLoop(AgentLoopBase):
         if raw_prompt is not None and _messages(raw_prompt) != messages:
             raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: {REBUILD}")
         budget = self.rollout_config.response_length
-        driver = TokenDriver(episode, await self.ct_build_initial_tokens(messages), self.tokenizer, budget)
+        # the server refuses a request that fills the model's context: the driver keeps the episode within it
+        context = self.rollout_config.get("max_model_len") or model_context(self.config.actor_rollout_ref.model.path)
+        prompt_ids = await self.ct_build_initial_tokens(messages)
+        driver = TokenDriver(episode, prompt_ids, self.tokenizer, budget, context_tokens=context)
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
         server_fields: dict[str, Any] = {}
@@ -98,7 +108,8 @@ class EpisodeAgentLoop(AgentLoopBase):
             timing["generate_sequences"] += time.perf_counter() - started
             merge_server_fields(server_fields, dict(output.extra_fields))
             started = time.perf_counter()
-            answer = driver.add_reply(output.token_ids, output.log_probs or None)
+            reply = (output.token_ids, output.log_probs or None)
+            answer = await self.loop.run_in_executor(None, driver.add_reply, *reply)
             timing["tool_calls"] += time.perf_counter() - started
             if answer is not None:
                 tokens = driver.token_ids

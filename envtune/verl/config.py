@@ -15,11 +15,12 @@ is refused there) and runs veRL's `validate_config`, so a typo fails before a cl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
-import math
 import re
 import shlex
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -94,6 +95,34 @@ class StageRun:
     agent_loops: str = ""  # the agent-loop registry file veRL's workers read; default: the packaged one
     val_before_train: bool = True
     seed: int = 0
+    context_tokens: int | None = None  # the model's context (max_position_embeddings); None: unknown here
+    # variables veRL's Ray workers need (its metrics paths): workers on a cluster joined with `ray start`
+    # get the environment of `ray start`, not the launcher's, so they travel in Ray's runtime env
+    worker_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@lru_cache(maxsize=None)
+def model_context(model: str) -> int | None:
+    """The model's context in tokens (`max_position_embeddings` of its config, as vLLM takes it), or
+    None when its config cannot be loaded here."""
+    from transformers import AutoConfig
+    from verl.workers.rollout.utils import get_max_position_embeddings
+
+    try:
+        return get_max_position_embeddings(AutoConfig.from_pretrained(model))
+    except (OSError, ValueError):
+        return None
+
+
+def response_budget(stage: StageConfig, max_prompt: int, context: int | None) -> int:
+    """The stage's response budget, cut to what the context leaves after the prompt budget: a longer
+    episode would fail inside the rollout server, and veRL would drop it as a failed session."""
+    if context is None:
+        return stage.max_completion_tokens
+    if context <= max_prompt:
+        raise ConfigError(f"stage {stage.name}: the prompt budget ({max_prompt} tokens) leaves no room in the "
+                          f"model's context ({context} tokens)")
+    return min(stage.max_completion_tokens, context - max_prompt)
 
 
 def agent_loop_config_path() -> str:
@@ -128,6 +157,8 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         raise ConfigError(f"stage {stage.name}: {batch} tasks per step but the stage has only {run.train_tasks} "
                           "training tasks; lower per_device_train_batch_size x gradient_accumulation_steps")
     max_prompt = int(stage.verl.get("data.max_prompt_length", run.max_prompt_tokens))
+    context = stage.verl.get("actor_rollout_ref.rollout.max_model_len") or run.context_tokens
+    max_response = response_budget(stage, max_prompt, None if context is None else int(context))
     settings: dict[str, Any] = {
         "algorithm.adv_estimator": "grpo",
         "algorithm.use_kl_in_reward": False,
@@ -136,7 +167,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "data.val_files": str(run.val_file),
         "data.train_batch_size": batch,
         "data.max_prompt_length": max_prompt,
-        "data.max_response_length": stage.max_completion_tokens,
+        "data.max_response_length": max_response,
         "data.filter_overlong_prompts": True,
         "data.truncation": "error",
         "data.seed": run.seed,
@@ -147,7 +178,7 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "actor_rollout_ref.actor.kl_loss_type": "low_var_kl",
         "actor_rollout_ref.actor.ppo_mini_batch_size": batch,  # one update per batch: on-policy, as TRL
         "actor_rollout_ref.actor.use_dynamic_bsz": True,
-        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu": max_prompt + stage.max_completion_tokens,
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu": max_prompt + max_response,
         "actor_rollout_ref.rollout.name": "vllm",
         "actor_rollout_ref.rollout.temperature": stage.sampling.temperature,
         "actor_rollout_ref.rollout.top_p": stage.sampling.top_p,
@@ -162,7 +193,9 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "trainer.default_local_dir": str(run.checkpoint_dir),
         "trainer.resume_mode": "auto",
         "trainer.total_training_steps": run.total_steps,
-        "trainer.total_epochs": math.ceil(run.total_steps / (run.train_tasks // batch)),
+        # veRL's length filter may leave fewer rows than we counted and so fewer steps per epoch: with
+        # at least one step per epoch, this many epochs never end the launch before total_training_steps
+        "trainer.total_epochs": run.total_steps,
         "trainer.test_freq": stage.validation.every,
         "trainer.val_before_train": run.val_before_train,
     }
@@ -174,6 +207,8 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
             settings[LORA_TO_VERL[field]] = value
         else:
             ignored.append(f"lora.{field}")
+    for name, value in run.worker_env.items():
+        settings[f"++ray_kwargs.ray_init.runtime_env.env_vars.{name}"] = value
     settings.update(stage.verl)
     return [f"{key}={hydra_value(value)}" for key, value in settings.items()], ignored
 

@@ -8,7 +8,9 @@ A stage runs like this:
    interval). veRL validates before the first step and every `validation.every` steps with our
    agent loop on the validation rows (standard feedback, greedy), logs every metric to
    `logs/launch-NNN.jsonl` and saves `checkpoints/global_step_N`.
-3. Read the logs: validation accuracy per step (the mean over BFCL categories of
+3. Read the logs. A launch in which veRL lost sessions (an error in the agent loop, which veRL
+   trains and validates around) stops the run, its metrics set aside (`lost_sessions`). Otherwise
+   take validation accuracy per step (the mean over BFCL categories of
    `val-core/bfcl_multi_turn_<category>/acc/mean@1`) and `actor/grad_norm`; ask the transition rule.
    Continue with another launch (veRL resumes from its latest checkpoint) until the rule moves on:
    plateau, or the stage's `max_steps`.
@@ -25,6 +27,7 @@ Files it adds to the run directory (see `envtune.curriculum.run`):
     stages/NN-name/data/{train,val}.parquet     the rows veRL reads
     stages/NN-name/verl_config.yaml             the full veRL config of the latest launch
     stages/NN-name/logs/launch-NNN.{log,jsonl}  each launch's output and veRL's metrics
+    stages/NN-name/logs/launch-NNN.lost-sessions.jsonl  the metrics of a launch that lost sessions
     stages/NN-name/checkpoints/global_step_N/   veRL checkpoints
     stages/NN-name/tensorboard/                 veRL's TensorBoard events
     stages/NN-name/selected/                    the Hugging Face model handed to the next stage
@@ -55,12 +58,18 @@ from envtune.errors import EnvtuneError
 from envtune.run_files import read_jsonl
 from envtune.verl.config import (
     MAX_PROMPT_TOKENS, TRAINER_MODULE, Cluster, StageRun, agent_loop_config_path, check_overrides, command_line,
-    stage_overrides,
+    model_context, stage_overrides,
 )
 from envtune.verl.data import DATA_SOURCE_PREFIX, build_stage_data, prompt_lengths
 
 VAL_ACCURACY = re.compile(rf"^val-core/{DATA_SOURCE_PREFIX}(\w+)/acc/mean@\d+$")
+# veRL's accuracy over the validation sessions that ran; `acc` counts the lost ones as 0
+VAL_ACCURACY_RAN = re.compile(rf"^val-aux/{DATA_SOURCE_PREFIX}(\w+)/acc_success_only/mean@\d+$")
 GRAD_NORM = "actor/grad_norm"
+# What veRL's (v1) agent-loop worker logs for each session that raised; its group goes on without it.
+SESSION_ERROR = "Error in _run_prompt"
+RAY_PREFIX = re.compile(r"^(?:\x1b\[[\d;]*m)?\([^)]*\)(?:\x1b\[[\d;]*m)? ?")  # "(AgentLoopWorkerTQ pid=7) "
+RAY_REPEATED = re.compile(r"\[repeated (\d+)x across cluster\]")  # Ray's summary of lines from other workers
 
 # (command, extra environment, log file) -> exit status
 Launcher = Callable[[list[str], dict[str, str], Path], int]
@@ -99,27 +108,87 @@ class StagePaths:
         return (self.checkpoint_steps() or [0])[-1]
 
     def launches(self) -> list[Path]:
-        return sorted(self.logs.glob("launch-*.jsonl"))
+        """The metrics files of the launches, less those set aside (`launch-NNN.lost-sessions.jsonl`)."""
+        return sorted(path for path in self.logs.glob("launch-*.jsonl") if re.fullmatch(r"launch-\d+", path.stem))
+
+    def next_launch(self) -> Path:
+        """The next launch's log and metrics path, without suffix: every launch leaves a log."""
+        return self.logs / f"launch-{len(list(self.logs.glob('launch-*.log'))) + 1:03d}"
 
 
 def read_metrics(paths: StagePaths) -> dict[int, dict[str, Any]]:
     """veRL's file-logger records of every launch, merged by step (a later launch wins)."""
     by_step: dict[int, dict[str, Any]] = {}
     for path in paths.launches():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a killed launch can leave a cut last line
-                continue
-            by_step.setdefault(int(record["step"]), {}).update(record["data"])
+        for step, data in read_launch_metrics(path).items():
+            by_step.setdefault(step, {}).update(data)
     return by_step
+
+
+def read_launch_metrics(path: Path) -> dict[int, dict[str, Any]]:
+    """One launch's file-logger records by step (none when veRL did not get to write the file)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a killed launch can leave a cut last line
+            continue
+        by_step.setdefault(int(record["step"]), {}).update(record["data"])
+    return by_step
+
+
+def session_errors(log: str) -> tuple[int, str | None]:
+    """How many sessions veRL's agent-loop workers logged as failed, and the exception of the first
+    (the last line of the first part of its traceback)."""
+    lines = [RAY_PREFIX.sub("", line) for line in log.splitlines()]
+    count, first = 0, None
+    for index, line in enumerate(lines):
+        if SESSION_ERROR not in line:
+            continue
+        repeated = RAY_REPEATED.search(line)
+        count += int(repeated.group(1)) if repeated else 1
+        if first is None and index + 1 < len(lines) and lines[index + 1].startswith("Traceback"):
+            first = next((later.strip() for later in lines[index + 2:] if later and not later[0].isspace()), None)
+    return count, first
+
+
+def lost_sessions(log: str, metrics: dict[int, dict[str, Any]], categories: set[str]) -> list[str]:
+    """What says that veRL lost sessions in a launch, one line each: veRL (its v1 trainer) catches an
+    error in the agent loop per session, trains on the groups that survive and scores a lost
+    validation session as accuracy 0, so a broken environment would pass for a weak model."""
+    problems = []
+    errors, first = session_errors(log)
+    if errors:
+        problems.append(f"{errors} session(s) raised in the agent loop" + (f" (the first: {first})" if first else ""))
+    for step, data in sorted(metrics.items()):
+        accuracy = {category: values[0] for category, values in by_category(data, VAL_ACCURACY).items()}
+        if not accuracy:
+            continue
+        # with several samples per task, the accuracy over the sessions that ran has a key per session count
+        ran = by_category(data, VAL_ACCURACY_RAN)
+        short = sorted(category for category, value in accuracy.items() if category in ran
+                       and (len(ran[category]) > 1 or not math.isclose(value, ran[category][0])))
+        if short:
+            problems.append(f"validation at step {step} lost sessions of {', '.join(short)}")
+        if missing := sorted(categories - set(accuracy)):
+            problems.append(f"validation at step {step} has no accuracy for {', '.join(missing)}")
+    return problems
+
+
+def by_category(metrics: dict[str, Any], pattern: re.Pattern) -> dict[str, list[float]]:
+    """The values of the metrics whose names match `pattern`, by the BFCL category it captures."""
+    found: dict[str, list[float]] = {}
+    for key, value in metrics.items():
+        if match := pattern.match(key):
+            found.setdefault(match.group(1), []).append(float(value))
+    return found
 
 
 def validation_accuracy(metrics: dict[str, Any]) -> dict[str, float]:
     """`val/accuracy` (the unweighted mean over categories) and `val/accuracy_<category>`, as the
     single-machine trainer logs them; empty when the step has no validation."""
-    per_category = {match.group(1): float(value) for key, value in metrics.items()
-                    if (match := VAL_ACCURACY.match(key))}
+    per_category = {category: values[0] for category, values in by_category(metrics, VAL_ACCURACY).items()}
     if not per_category:
         return {}
     return {"val/accuracy": category_mean(per_category),
@@ -224,20 +293,26 @@ class VerlEngine:
         if not agent_loops.is_file():
             run.output.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(agent_loop_config_path(), agent_loops)
+        log = paths.next_launch()
+        env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
         stage_run = StageRun(
             model=model, train_file=data["train"], val_file=data["val"],
             train_tasks=pq.read_metadata(data["train"]).num_rows, checkpoint_dir=paths.checkpoints,
             max_prompt_tokens=self.prompt_budget(run, stage, list(data.values())),
             experiment=f"{run.config.name}-{index + 1:02d}-{stage.name}",
             total_steps=min(done + self._launch_length(stage), stage.max_steps), val_before_train=done == 0,
-            seed=run.config.seed, agent_loops=str(agent_loops),
+            seed=run.config.seed, agent_loops=str(agent_loops), worker_env=env,
+            context_tokens=model_context(run.model_source),  # every stage keeps the architecture
         )
         overrides, ignored = stage_overrides(stage, stage_run, self.cluster)
         composed = check_overrides(stage, overrides)
+        response = composed.data.max_response_length
+        if response < stage.max_completion_tokens and "data.max_response_length" not in stage.verl:
+            print(f"envtune: stage {stage.name}: responses get {response} tokens, not "
+                  f"{stage.max_completion_tokens}: with {composed.data.max_prompt_length} for the prompt, that fills "
+                  "the model's context", file=sys.stderr)
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "verl_config.yaml").write_text(OmegaConf.to_yaml(composed), encoding="utf-8")
-        log = paths.logs / f"launch-{len(paths.launches()) + 1:03d}"
-        env = {"VERL_FILE_LOGGER_PATH": str(log.with_suffix(".jsonl")), "TENSORBOARD_DIR": str(paths.root / "tensorboard")}
         return [sys.executable, "-m", TRAINER_MODULE, *overrides], env, ignored
 
     def plan(self, run: CurriculumRun) -> list[StagePlan]:
@@ -274,6 +349,7 @@ class VerlEngine:
             log = Path(env["VERL_FILE_LOGGER_PATH"]).with_suffix(".log")
             status = self.launcher(command, env, log)
             reached = paths.latest_step()
+            self._check_sessions(run, index, stage, log, reached)
             if status != 0 or reached <= done:
                 raise ChildProcessError(
                     f"veRL stopped in stage {stage.name} (exit status {status}, last checkpoint at step {reached}); "
@@ -286,6 +362,26 @@ class VerlEngine:
             last_checkpoint=str(paths.checkpoints / f"global_step_{done}"), best_accuracy=decision.best_accuracy,
             best_step=decision.best_step, decision=decision.reason, handed_off_step=step,
         )
+
+    def _check_sessions(self, run: CurriculumRun, index: int, stage: StageConfig, log: Path, reached: int) -> None:
+        """Stop when veRL lost sessions in the launch (see `lost_sessions`), with its metrics set aside so
+        that the transition rule and the hand-off never read them."""
+        metrics_path = log.with_suffix(".jsonl")
+        val = self.stage_data(run, index, stage)["val"]
+        sources = pq.read_table(val, columns=["data_source"]).column("data_source").to_pylist()
+        categories = {source.removeprefix(DATA_SOURCE_PREFIX) for source in sources}
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        problems = lost_sessions(text, read_launch_metrics(metrics_path), categories)
+        if not problems:
+            return
+        aside = metrics_path.with_suffix(".lost-sessions.jsonl")
+        if metrics_path.is_file():
+            os.replace(metrics_path, aside)
+        raise ChildProcessError(
+            f"veRL lost sessions in stage {stage.name}: {'; '.join(problems)}. veRL trains on the groups that survive "
+            f"and scores a lost validation session as 0, so this launch's metrics are set aside ({aside.name}); its "
+            f"output is in {log}. Fix the cause (often one node's environment: envtune and the BFCL releases "
+            f"installed there) and run the same command again to go on from the last checkpoint (step {reached}).")
 
     @staticmethod
     def _record(run: CurriculumRun, stage: StageConfig, paths: StagePaths, reached: int) -> None:
@@ -309,7 +405,9 @@ class VerlEngine:
         """Merge the chosen checkpoint's shards into a Hugging Face model in `selected/`."""
         if (paths.selected / "config.json").is_file():
             return paths.selected
-        backend = "megatron" if stage.verl.get("actor_rollout_ref.actor.strategy") == "megatron" else "fsdp"
+        # the actor's strategy as veRL composed it (`model_engine: megatron` selects Megatron in 0.9.1)
+        strategy = OmegaConf.load(paths.root / "verl_config.yaml").actor_rollout_ref.actor.strategy
+        backend = "megatron" if strategy == "megatron" else "fsdp"
         staging = paths.root / ".selected.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         command = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", backend,

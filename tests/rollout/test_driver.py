@@ -67,6 +67,21 @@ def test_environment_tokens_that_do_not_fit_are_cut_at_the_budget(tasks, tokeniz
     assert rollout.completion_ids == reply + environment[:-3] and rollout.loss_mask == [1] * len(reply) + [0] * (len(environment) - 3)
 
 
+def test_the_models_context_caps_each_reply_and_the_whole_sequence(tasks, tokenizer):
+    """A budget larger than what the context leaves after the prompt: replies get only the rest of
+    the context, environment tokens are cut at it, and the episode ends truncated there."""
+    driver, renderer = driver_for(tasks, tokenizer, budget=10_000)
+    reply = oracle_ids(driver, renderer, tokenizer)
+    context = len(driver.prompt_ids) + len(reply) + 5  # room for the first reply, not for the answer to it
+    capped = TokenDriver(driver.episode, driver.prompt_ids, tokenizer, 10_000, context_tokens=context)
+    assert capped.reply_limit(1024) == len(reply) + 5
+    answer = capped.add_reply(reply)
+    assert answer is not None and capped.reply_limit(1024) == 5
+    capped.add_environment(renderer.environment_delta(answer.before, answer.messages))
+    assert len(capped.token_ids) == context and capped.reply_limit(1024) == 0
+    assert capped.done and capped.rollout().truncated
+
+
 def test_log_probs_follow_the_mask_and_vanish_when_a_reply_has_none(tasks, tokenizer):
     driver, renderer = driver_for(tasks, tokenizer, budget=10_000, task_id="multi_turn_base_1")
     reply = oracle_ids(driver, renderer, tokenizer)

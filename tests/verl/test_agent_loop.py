@@ -1,6 +1,9 @@
 """The veRL agent loop against a fake server manager: token-in/token-out, masks, rewards, extra fields."""
 
 import asyncio
+import json
+import threading
+import time
 from importlib import resources
 
 import pytest
@@ -13,10 +16,12 @@ from verl.workers.rollout.replica import TokenOutput
 
 from envtune.env import Episode, EpisodeConfig
 from envtune.env.oracle import ANSWER, oracle_reply
-from envtune.models import load_model_and_tokenizer
+from envtune.models import load_model_and_tokenizer, tiny_model_path
+from envtune.verl import agent_loop
 from envtune.verl.data import EpisodeSpec, row
 
 LOGPROB = -0.5
+TINY = str(tiny_model_path())
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +71,12 @@ class ScriptedServer:
                            extra_fields={"global_steps": version, "min_global_steps": version, "max_global_steps": version})
 
 
-async def play(model_type, tokenizer, server, data_row, response_length=60_000):
+async def play(model_type, tokenizer, server, data_row, response_length=60_000, model=TINY, max_model_len=None):
     """Build the loop the way veRL's worker does (hydra instantiate from our agent_loops.yaml) inside
     the running event loop, and run one row."""
     config = OmegaConf.create({
-        "actor_rollout_ref": {"rollout": {"prompt_length": 16_384, "response_length": response_length}},
+        "actor_rollout_ref": {"model": {"path": model}, "rollout": {
+            "prompt_length": 16_384, "response_length": response_length, "max_model_len": max_model_len}},
         "data": {"apply_chat_template_kwargs": {}},
     })
     entry = OmegaConf.load(str(resources.files("envtune.verl") / "agent_loops.yaml"))[0]
@@ -154,6 +160,59 @@ def test_the_response_budget_stops_the_episode_and_caps_each_reply(tiny, tasks):
     assert output.extra_fields["reward_extra_info"]["truncated"] == 1.0
     assert not server.mirror.done or output.reward_score < 1.0
     assert server.max_tokens[0] == min(1024, budget) and all(cap <= budget for cap in server.max_tokens)
+
+
+@pytest.mark.parametrize("source", ["max_position_embeddings", "max_model_len"])
+def test_no_request_asks_for_more_than_the_models_context(tiny, tasks, tmp_path, source):
+    """A response budget beyond what the context leaves after the prompt: each reply gets only what is
+    left of the context (vLLM refuses a request that fills it, and veRL drops the session), and the
+    episode ends truncated there. The context is the model config's, or rollout.max_model_len."""
+    model_type, tokenizer = tiny
+    data_row = spec_row(tasks, "multi_turn_base_1")
+    server = ScriptedServer(tokenizer, tasks["multi_turn_base_1"], EpisodeConfig(feedback="augmented"))
+    context = len(render(tokenizer, data_row["prompt"])) + 300
+    model, max_model_len = TINY, None
+    if source == "max_model_len":
+        max_model_len = context
+    else:
+        model_config = json.loads((tiny_model_path() / "config.json").read_text())
+        (tmp_path / "config.json").write_text(json.dumps({**model_config, "max_position_embeddings": context}))
+        model = str(tmp_path)
+    output = asyncio.run(play(model_type, tokenizer, server, data_row, 60_000, model, max_model_len))
+    assert all(len(prompt) + cap <= context for prompt, cap in zip(server.prompts, server.max_tokens))
+    assert len(output.prompt_ids) + len(output.response_ids) <= context
+    assert output.extra_fields["reward_extra_info"]["truncated"] == 1.0
+
+
+def test_a_slow_environment_step_does_not_hold_up_the_event_loop(tiny, tasks, monkeypatch):
+    """veRL runs every trajectory of a worker on one event loop: building and stepping an episode run
+    in its executor, so a slow step (a long tool call, a long scenario) stalls only its own trajectory."""
+    model_type, tokenizer = tiny
+    slow_steps = []
+
+    class SlowEpisode(Episode):
+        def step(self, message):
+            if not slow_steps:
+                slow_steps.append(threading.current_thread())
+                time.sleep(0.5)
+            return super().step(message)
+
+    monkeypatch.setattr(agent_loop, "Episode", SlowEpisode)
+    data_row = spec_row(tasks, "multi_turn_base_0", feedback="standard")
+    server = ScriptedServer(tokenizer, tasks["multi_turn_base_0"], EpisodeConfig(feedback="standard"))
+    server.policy = lambda: oracle_reply(server.mirror)
+
+    async def play_and_tick():
+        ticks = [time.perf_counter()]
+        playing = asyncio.ensure_future(play(model_type, tokenizer, server, data_row))
+        while not playing.done():
+            await asyncio.sleep(0.01)
+            ticks.append(time.perf_counter())
+        return await playing, max(later - earlier for earlier, later in zip(ticks, ticks[1:]))
+
+    output, longest_gap = asyncio.run(play_and_tick())
+    assert output.reward_score == 1.0 and slow_steps and slow_steps[0] is not threading.main_thread()
+    assert longest_gap < 0.25  # the loop went on while the step slept for 0.5 s
 
 
 def test_rows_from_another_version_are_refused_with_the_fix(tiny, tasks):

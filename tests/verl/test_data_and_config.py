@@ -78,6 +78,41 @@ def test_paper_hyperparameters_map_to_verl_keys_that_veRL_accepts(hints_data):
     assert "data.train_batch_size=16" in stage1 and "data.max_response_length=10240" in stage1
 
 
+def test_the_epoch_count_never_ends_a_launch_before_its_steps(hints_data):
+    """veRL's length filter can drop rows after we count them; its loop stops after total_epochs epochs
+    of what is left, so the epoch count must never be what ends the launch."""
+    config = compose(stage_overrides(PAPER.stages[1], stage_run(hints_data), Cluster())[0])
+    batch, steps = config.data.train_batch_size, config.trainer.total_training_steps
+    for kept in range(batch, 101):  # every number of rows the filter can leave a full batch in
+        assert config.trainer.total_epochs * (kept // batch) >= steps, kept
+
+
+def test_the_response_budget_leaves_the_prompt_room_in_the_models_context(hints_data, tmp_path, capsys):
+    """The tiny tokenizer needs a prompt budget above 8192; with the paper's 24,576-token responses that
+    would pass the model's 32,768-token context, so the response budget gives way (and the user is told)."""
+    engine = VerlEngine()
+    run = CurriculumRun(PAPER, str(tiny_model_path()), tmp_path / "run", None, engine)
+    command = engine.launch(run, 1, PAPER.stages[1], str(tiny_model_path()), done=0)[0]
+    settings = dict(word.split("=", 1) for word in command if "=" in word)
+    prompt, response = int(settings["data.max_prompt_length"]), int(settings["data.max_response_length"])
+    assert prompt > 8192 and prompt + response == 32768
+    assert int(settings["actor_rollout_ref.actor.ppo_max_token_len_per_gpu"]) == 32768
+    assert f"responses get {response} tokens, not 24576" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="leaves no room in the model's context"):
+        stage_overrides(PAPER.stages[1], stage_run(hints_data, context_tokens=8192), Cluster())
+
+
+def test_the_chunked_entropy_switches_the_readme_names_reach_verls_fsdp_engine(hints_data):
+    chunked = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3, "verl": {
+        "actor_rollout_ref.actor.entropy_coeff": 0.001,
+        "actor_rollout_ref.actor.entropy_from_logits_with_chunking": True,
+        "actor_rollout_ref.actor.entropy_checkpointing": True}}]})
+    overrides, _ = stage_overrides(chunked.stages[0], stage_run(hints_data), Cluster())
+    engine = check_overrides(chunked.stages[0], overrides).actor_rollout_ref.actor.fsdp_config
+    assert engine.entropy_from_logits_with_chunking and engine.entropy_checkpointing
+    assert engine.entropy_from_logits_chunk_size == 2048
+
+
 def test_every_key_we_set_exists_in_verls_config(hints_data):
     from omegaconf import OmegaConf
 

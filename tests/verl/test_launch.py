@@ -2,6 +2,13 @@
 on, keeps the latest and best checkpoints, hands the best one to the next stage, and resumes."""
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +19,7 @@ from envtune.curriculum.transition import StageHistory
 from envtune.models import tiny_model_path
 from envtune.run_files import read_jsonl
 from envtune.verl.config import Cluster
-from envtune.verl.engine import VerlEngine, hand_off_step
+from envtune.verl.engine import VerlEngine, hand_off_step, lost_sessions
 
 CONFIG = parse_config({
     "name": "two",
@@ -38,13 +45,28 @@ def verl_run(output, **engine):
     return CurriculumRun(CONFIG, MODEL, output, None, VerlEngine(**engine))
 
 
+# What veRL's v1 agent-loop workers print, through Ray, when sessions raise: the first worker's
+# traceback, then another worker's line folded into Ray's summary of repeated lines.
+LOST_SESSIONS_LOG = """\
+(AgentLoopWorkerTQ pid=4242) ERROR:2026-12-01 10:00:00,000:Error in _run_prompt for uid=0b6f2c1e
+(AgentLoopWorkerTQ pid=4242) Traceback (most recent call last):
+(AgentLoopWorkerTQ pid=4242)   File "envtune/verl/agent_loop.py", line 81, in run
+(AgentLoopWorkerTQ pid=4242)     episode = await self.loop.run_in_executor(None, Episode, task, spec.episode)
+(AgentLoopWorkerTQ pid=4242) envtune.errors.EnvtuneError: bfcl-eval 2026.3.23 is not installed here
+(AgentLoopWorkerTQ pid=5151, ip=10.0.0.2) ERROR:2026-12-01 10:00:01,000:Error in _run_prompt for uid=9d1c4e7a \
+\x1b[32m [repeated 2x across cluster]\x1b[0m
+"""
+
+
 class FakeVerl:
     """Plays `verl.trainer.main_ppo` and `verl.model_merger` from their command lines: file-logger
     records, checkpoints on the save schedule and the tracker file, a merged model directory."""
 
-    def __init__(self, fail_in=None):
-        self.launches, self.merges = [], []
+    def __init__(self, fail_in=None, lose_sessions_in=None):
+        self.launches, self.merges, self.backends = [], [], []
         self.fail_in = fail_in  # (stage, step): die after logging this step, like a killed job
+        # (stage, step): sessions of base tasks raise in the agent loop at this step's validation
+        self.lose_sessions_in = lose_sessions_in
 
     def __call__(self, command, env, log_path):
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +76,7 @@ class FakeVerl:
             target.mkdir(parents=True)
             (target / "config.json").write_text("{}")
             self.merges.append(command[command.index("--local_dir") + 1])
+            self.backends.append(command[command.index("--backend") + 1])
             return 0
         settings = dict(word.split("=", 1) for word in command if "=" in word)
         self.launches.append(settings)
@@ -67,7 +90,15 @@ class FakeVerl:
                 metrics.write(json.dumps({"step": at, "data": data}) + "\n")
 
             def validation(at):
-                return {f"val-core/bfcl_multi_turn_{c}/acc/mean@1": CURVES[stage][at] for c in CATEGORIES}
+                # veRL v1 scores lost sessions as 0 in acc, and leaves them out of acc_success_only
+                lost = self.lose_sessions_in == (stage, at)
+                if lost:
+                    with open(log_path, "a") as log:
+                        log.write(LOST_SESSIONS_LOG)
+                accuracy = CURVES[stage][at]
+                return {**{f"val-core/bfcl_multi_turn_{c}/acc/mean@1": accuracy / 2 if lost and c == "base"
+                           else accuracy for c in CATEGORIES},
+                        **{f"val-aux/bfcl_multi_turn_{c}/acc_success_only/mean@1": accuracy for c in CATEGORIES}}
 
             if settings["trainer.val_before_train"] == "true":
                 log(step, validation(step))
@@ -140,6 +171,37 @@ def test_a_failed_launch_names_its_log_and_the_same_command_resumes(tmp_path):
     assert steps == sorted(set(steps)) == [0, 1, 2, 3, 4, 5, 6]
 
 
+def test_lost_sessions_stop_the_run_and_their_launch_is_not_read(tmp_path):
+    """A broken environment on one node makes veRL lose sessions, which it trains and validates around:
+    the run stops and says why, and that launch's numbers never reach the transition rule or the hand-off."""
+    broken = FakeVerl(lose_sessions_in=("syntax", 2))
+    with pytest.raises(ChildProcessError) as stopped:
+        verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=broken).run()
+    message = str(stopped.value)
+    assert message.startswith("veRL lost sessions in stage syntax: 3 session(s) raised in the agent loop (the first: "
+                              "envtune.errors.EnvtuneError: bfcl-eval 2026.3.23 is not installed here); "
+                              "validation at step 2 lost sessions of base.")
+    logs = tmp_path / "run" / "stages" / "01-syntax" / "logs"
+    assert f"set aside (launch-001.lost-sessions.jsonl); its output is in {logs / 'launch-001.log'}" in message
+    assert "run the same command again to go on from the last checkpoint (step 3)" in message
+    assert not read_jsonl(tmp_path / "run" / "metrics.jsonl")
+
+    resumed = FakeVerl()
+    summary = verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=resumed).run()
+    assert resumed.launches[0]["trainer.val_before_train"] == "false" and (logs / "launch-002.log").is_file()
+    assert [stage["name"] for stage in summary["stages"]] == ["syntax", "hints"]
+    syntax = [line["step"] for line in read_jsonl(tmp_path / "run" / "metrics.jsonl") if line["stage"] == "syntax"]
+    assert min(syntax) == 4  # steps 0-3 came from the launch that lost sessions
+
+
+def test_validation_with_a_category_missing_is_a_lost_session():
+    """When every session of a category fails, veRL logs no accuracy for it at all."""
+    records = {0: {f"val-core/bfcl_multi_turn_{c}/acc/mean@1": 0.5 for c in ("base", "miss_func")}}
+    assert lost_sessions("", records, {"base", "miss_func", "long_context"}) == [
+        "validation at step 0 has no accuracy for long_context"]
+    assert lost_sessions("veRL output\n", {1: {"actor/grad_norm": 1.0}}, {"base"}) == []
+
+
 def test_a_run_directory_of_the_other_engine_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "state.json").write_text(json.dumps(
@@ -154,3 +216,73 @@ def test_the_hand_off_takes_the_best_checkpoint_only_when_it_beats_the_start():
     assert hand_off_step(history, [3, 4, 6, 9]) == 4
     assert hand_off_step(StageHistory(steps=6, val_accuracy=[(3, 0.4), (6, 0.4)]), [3, 6]) == 3  # ties: earliest
     assert hand_off_step(StageHistory(steps=0), []) is None
+
+
+# veRL's `run_ppo` (overrides, report file, variables) with a task runner that writes what it sees of
+# the variables (defined in __main__, so Ray ships the class and what it reads to its worker by value).
+RUN_PPO_WITH_A_PROBE = """
+import json, os, sys
+import ray
+from verl.trainer import main_ppo
+from envtune.verl.config import compose
+
+REPORT, NAMES = sys.argv[2], sys.argv[3:]
+
+@ray.remote
+class Probe:
+    def run(self, config):
+        with open(REPORT, "w") as report:
+            json.dump({name: os.environ.get(name) for name in NAMES}, report)
+
+main_ppo.run_ppo(compose(json.loads(sys.argv[1])), task_runner_class=Probe)
+"""
+
+
+def test_the_metrics_paths_reach_verls_task_runner_on_a_cluster_joined_with_ray_start(tmp_path):
+    """veRL's task runner writes the metrics. On a cluster started with `ray start` it runs with the
+    environment of `ray start`, not the launcher's: without the paths in Ray's runtime env it writes no
+    metrics file, and the transition rule sees no validation."""
+    engine = VerlEngine(launcher=FakeVerl())
+    command, env, _ = engine.launch(verl_run(tmp_path / "run"), 0, CONFIG.stages[0], MODEL, done=0)
+    overrides = [word for word in command if "=" in word]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_env = {name: value for name, value in os.environ.items() if name not in env}
+    ray_env["RAY_AUTH_MODE"] = "disabled"  # a throwaway local cluster
+    # a temp dir of its own (short: Ray puts sockets there) keeps later ray.init() calls from finding it
+    ray_dir = tempfile.mkdtemp(prefix="ray-")
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}", "--num-cpus=1",
+         f"--temp-dir={ray_dir}", "--include-dashboard=false", "--disable-usage-stats", "--block"],
+        env=ray_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while socket.socket().connect_ex(("127.0.0.1", port)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        report = tmp_path / "seen.json"
+        driver = subprocess.run(
+            [sys.executable, "-c", RUN_PPO_WITH_A_PROBE, json.dumps(overrides), str(report), *env],
+            env={**ray_env, **env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, capture_output=True, text=True, timeout=240)
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    assert json.loads(report.read_text()) == env
+    assert set(env) == {"VERL_FILE_LOGGER_PATH", "TENSORBOARD_DIR"}
+
+
+@pytest.mark.filterwarnings("ignore:set sequence parallel to false")  # veRL's Megatron defaults on one GPU
+def test_a_megatron_stage_is_merged_with_the_megatron_backend(tmp_path):
+    """veRL 0.9.1 selects Megatron with `model_engine: megatron`; the merger must follow the composed config."""
+    megatron = parse_config({
+        "name": "megatron",
+        "defaults": {"grpo": {"num_generations": 2, "per_device_train_batch_size": 4, "save_steps": 3},
+                     "verl": {"model_engine": "megatron"}},
+        "stages": [{"name": "syntax", "split": "format", "reward": "format", "max_steps": 3}],
+    })
+    verl = FakeVerl()
+    CurriculumRun(megatron, MODEL, tmp_path / "run", None, VerlEngine(launcher=verl)).run()
+    assert verl.launches[0]["model_engine"] == "megatron"
+    assert verl.backends == ["megatron"]

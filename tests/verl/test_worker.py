@@ -1,6 +1,7 @@
 """End to end on CPU through veRL's own code: the veRL engine's rendered config, veRL's dataset and its
 `AgentLoopWorker` (with a fake LLM server) play our rows, and veRL's validation metric names are the
-ones the engine reads the transition rule's accuracy from."""
+ones the engine reads the transition rule's accuracy from. This is the deprecated v0 path (the v1
+worker shares `AgentLoopWorker`'s agent-loop code); test_v1.py runs the trainer 0.9.1 runs by default."""
 
 import asyncio
 
