@@ -48,6 +48,8 @@ GRPO_TO_VERL = {
 }
 # TRL values veRL spells differently: veRL's constant schedule warms up over lr_warmup_steps.
 VERL_VALUES = {"lr_scheduler_type": {"constant_with_warmup": "constant"}}
+# Keys Megatron's optimizer config (`model_engine: megatron`) spells differently from FSDP's.
+MEGATRON_KEYS = {"actor_rollout_ref.actor.optim.lr_scheduler_type": "actor_rollout_ref.actor.optim.lr_decay_style"}
 # veRL keys that carry a setting both engines share, and where a config sets it instead of `verl:`.
 SHARED_VERL_KEYS = {
     **{key: f"grpo.{field}" for field, key in GRPO_TO_VERL.items()},
@@ -199,7 +201,9 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
         "trainer.test_freq": stage.validation.every,
         "trainer.val_before_train": run.val_before_train,
     }
+    megatron = stage.verl.get("model_engine") == "megatron"
     for field, key in GRPO_TO_VERL.items():
+        key = MEGATRON_KEYS.get(key, key) if megatron else key
         settings[key] = VERL_VALUES.get(field, {}).get(grpo[field], grpo[field])
     ignored = sorted(set(stage.grpo) - set(GRPO_TO_VERL) - set(BATCH_FIELDS))
     for field, value in (stage.lora or {}).items():

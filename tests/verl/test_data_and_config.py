@@ -103,8 +103,8 @@ def test_the_response_budget_leaves_the_prompt_room_in_the_models_context(hints_
 
 
 def test_the_chunked_entropy_switches_the_readme_names_reach_verls_fsdp_engine(hints_data):
-    chunked = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3, "verl": {
-        "actor_rollout_ref.actor.entropy_coeff": 0.001,
+    chunked = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                        "grpo": {"entropy_coef": 0.001}, "verl": {
         "actor_rollout_ref.actor.entropy_from_logits_with_chunking": True,
         "actor_rollout_ref.actor.entropy_checkpointing": True}}]})
     overrides, _ = stage_overrides(chunked.stages[0], stage_run(hints_data), Cluster())

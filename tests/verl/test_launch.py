@@ -285,4 +285,5 @@ def test_a_megatron_stage_is_merged_with_the_megatron_backend(tmp_path):
     verl = FakeVerl()
     CurriculumRun(megatron, MODEL, tmp_path / "run", None, VerlEngine(launcher=verl)).run()
     assert verl.launches[0]["model_engine"] == "megatron"
+    assert verl.launches[0]["actor_rollout_ref.actor.optim.lr_decay_style"] == "constant"  # Megatron's name for it
     assert verl.backends == ["megatron"]
