@@ -39,11 +39,11 @@ class GenerationBackend(Protocol):
         (and including) an end token when the model produced one."""
 
 
-def end_token_ids(model, tokenizer) -> tuple[int, ...]:
+def end_token_ids(generation_config, tokenizer) -> tuple[int, ...]:
     """The tokenizer's end token (the chat template's end of a turn), then every other end token
     the model's generation config declares: instruct models list several (Qwen2.5 also stops at
-    <|endoftext|>), and sampling stops at any of them, as TRL's own generation does."""
-    declared = model.generation_config.eos_token_id
+    <|endoftext|>), and sampling stops at any of them, as TRL's and vLLM's generation do."""
+    declared = generation_config.eos_token_id if generation_config is not None else None
     declared = [] if declared is None else [declared] if isinstance(declared, int) else list(declared)
     return tuple(dict.fromkeys([tokenizer.eos_token_id, *declared]))
 
@@ -55,7 +55,7 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.end_token_ids = end_token_ids(model, tokenizer)
+        self.end_token_ids = end_token_ids(model.generation_config, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:

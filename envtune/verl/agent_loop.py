@@ -37,6 +37,7 @@ from envtune.bfcl.tasks import Task, task_index
 from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.rollout.driver import Rollout, TokenDriver
+from envtune.rollout.generation import end_token_ids
 from envtune.verl.config import model_context
 from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
@@ -44,6 +45,19 @@ from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 @lru_cache(maxsize=None)
 def _tasks(release: str) -> dict[str, Task]:
     return task_index(release)
+
+
+@lru_cache(maxsize=None)
+def _model_limits(model_path: str) -> tuple[int | None, Any]:
+    """The model's context and its generation config (None when it has none), read once per worker:
+    the server stops at every end token that config declares, not only the tokenizer's."""
+    from transformers import GenerationConfig
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model_path)
+    except (OSError, ValueError):
+        generation_config = None
+    return model_context(model_path), generation_config
 
 
 def _messages(raw_prompt: Any) -> list[dict[str, Any]]:
@@ -91,9 +105,11 @@ class EpisodeAgentLoop(AgentLoopBase):
             raise EnvtuneError(f"the row's prompt for {spec.task_id} is not what this envtune version renders: {REBUILD}")
         budget = self.rollout_config.response_length
         # the server refuses a request that fills the model's context: the driver keeps the episode within it
-        context = self.rollout_config.get("max_model_len") or model_context(self.config.actor_rollout_ref.model.path)
+        context, generation_config = _model_limits(self.config.actor_rollout_ref.model.path)
+        context = self.rollout_config.get("max_model_len") or context
         prompt_ids = await self.ct_build_initial_tokens(messages)
-        driver = TokenDriver(episode, prompt_ids, self.tokenizer, budget, context_tokens=context)
+        driver = TokenDriver(episode, prompt_ids, self.tokenizer, budget, context_tokens=context,
+                             end_token_ids=end_token_ids(generation_config, self.tokenizer))
         request_id = uuid4().hex  # one sticky id per trajectory keeps its prefix cached on one server
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0}
         server_fields: dict[str, Any] = {}

@@ -226,3 +226,34 @@ def test_rows_from_another_version_are_refused_with_the_fix(tiny, tasks):
     del broken["extra_info"]["interaction_kwargs"]["feedback"]
     with pytest.raises(ValueError, match="lack feedback"):
         asyncio.run(play(model_type, tokenizer, server, broken))
+
+
+def test_a_reply_ended_by_another_end_token_of_the_model_is_played(tiny, tasks, tmp_path):
+    """vLLM stops at every end token the model's generation config declares (an instruct model's
+    <|endoftext|> besides the chat template's end token): such a reply is an ended reply, played."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    model_type, tokenizer = tiny
+    other_end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model = tmp_path / "model"
+    shutil.copytree(TINY, model)
+    GenerationConfig(eos_token_id=[tokenizer.eos_token_id, other_end]).save_pretrained(model)
+    data_row = spec_row(tasks, "multi_turn_base_0", feedback="standard")
+    server = ScriptedServer(tokenizer, tasks["multi_turn_base_0"], EpisodeConfig(feedback="standard"))
+    server.policy = lambda: oracle_reply(server.mirror)
+    generate = server.generate
+
+    async def ending_with_the_other_token(request_id, *, prompt_ids, **kwargs):
+        # the sequence keeps each reply's own end token before the template's: without them it is the
+        # template's rendering, which the server checks
+        output = await generate(request_id, prompt_ids=[token for token in prompt_ids if token != other_end], **kwargs)
+        return TokenOutput(token_ids=[*output.token_ids[:-1], other_end], log_probs=output.log_probs,
+                           extra_fields=output.extra_fields)
+
+    server.generate = ending_with_the_other_token
+    agent_loop._model_limits.cache_clear()
+    output = asyncio.run(play(model_type, tokenizer, server, data_row, model=str(model)))
+    assert output.reward_score == 1.0 and output.extra_fields["reward_extra_info"]["format_error_rate"] == 0.0
+    assert output.response_ids.count(other_end) == len(server.generated)  # kept as generated, with loss
