@@ -108,8 +108,9 @@ class TokenDriver(ChatDriver):
     def __init__(self, episode: Episode, prompt_ids: Sequence[int], tokenizer, max_completion_tokens: int,
                  end_token_ids: Sequence[int] = (), context_tokens: int | None = None):
         if episode.config.protocol == "native":
-            raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native "
-                               "(native tool calls need the server's tool parser; use an endpoint)")
+            raise EnvtuneError("token-in/token-out rollouts support the envtune and prompt protocols, not native: "
+                               "native tool calls need a server's tool parser (evaluate them through an endpoint; "
+                               "train with protocol envtune or prompt)")
         super().__init__(episode)
         self.prompt_ids = list(prompt_ids)
         self.tokenizer = tokenizer

@@ -85,9 +85,6 @@ class EpisodeAgentLoop(AgentLoopBase):
 
     async def run(self, sampling_params: dict[str, Any], **row: Any) -> AgentLoopOutput:
         spec = EpisodeSpec.from_kwargs(row.get("interaction_kwargs") or {})
-        if spec.episode.protocol == "native":
-            raise EnvtuneError("the veRL agent loop plays the envtune and prompt protocols; native tool calls need an "
-                               "OpenAI-style tool parser (build the data with protocol envtune or prompt)")
         # Loading tasks, building an episode (its backends load the task's scenario) and stepping it (tool
         # calls, checks) block: they run in the event loop's executor, so the worker's other trajectories
         # go on meanwhile (the executor's time limits and state guards hold on any thread)
