@@ -2,9 +2,9 @@
 
 from envtune.rollout.driver import ChatDriver, Rollout, TokenDriver
 from envtune.rollout.lockstep import ChatRenderer, RolloutEngine
-from envtune.rollout.generation import GenerationBackend, GenerationRequest, HFBackend, SamplingParams
+from envtune.rollout.generation import Completion, GenerationBackend, GenerationRequest, HFBackend, SamplingParams
 
 __all__ = [
-    "ChatDriver", "ChatRenderer", "GenerationBackend", "GenerationRequest", "HFBackend", "Rollout", "RolloutEngine",
+    "ChatDriver", "ChatRenderer", "Completion", "GenerationBackend", "GenerationRequest", "HFBackend", "Rollout", "RolloutEngine",
     "SamplingParams", "TokenDriver",
 ]

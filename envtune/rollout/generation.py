@@ -1,10 +1,15 @@
 """Generation backends: token ids in, token ids out.
 
-The rollout engine only needs `generate(requests, sampling) -> completions`, so a vLLM, SGLang or
-server backend can slot in later. `HFBackend` runs Hugging Face transformers with batched,
-left-padded generation and the KV cache, on CPU or GPU, with the sampling settings it is given and
-nothing else: not the model's own `generation_config`, which instruct models ship with settings such
-as a repetition penalty.
+The rollout engine only needs `generate(requests, sampling) -> completions`: each completion is a
+list of token ids, or a `Completion` (a list of token ids that also carries the sampler's per-token
+log-probs). A backend may keep state per episode between calls (a KV cache): it then has a
+`release()` method, which the engine calls when its episodes are over.
+
+`HFBackend` runs Hugging Face transformers with one batched, left-padded `generate` per call: every
+call reads each request whole, which suits independent requests (`envtune serve`). Rollouts use
+`envtune.rollout.cached.CachedHFBackend`, which keeps each episode's KV cache from round to round.
+Both sample with the settings they are given and nothing else: not the model's own
+`generation_config`, which instruct models ship with settings such as a repetition penalty.
 """
 
 from __future__ import annotations
@@ -31,12 +36,28 @@ class GenerationRequest:
     max_new_tokens: int | None = None  # this request's cap (what is left of its budget); None: the sampling's
 
 
+class Completion(list):
+    """A completion's token ids (it is the list) with the log-probability the sampler gave each one."""
+
+    def __init__(self, token_ids: Sequence[int], logprobs: Sequence[float]):
+        super().__init__(token_ids)
+        if len(logprobs) != len(token_ids):
+            raise ValueError(f"{len(logprobs)} log-probs for {len(token_ids)} tokens")
+        self.logprobs = list(logprobs)
+
+
+def completion_logprobs(completion: Sequence[int]) -> list[float] | None:
+    """The per-token log-probs a backend reported with a completion, if it did."""
+    return completion.logprobs if isinstance(completion, Completion) else None
+
+
 class GenerationBackend(Protocol):
     end_token_ids: Sequence[int]  # what ends a completion: the tokenizer's (the chat template's) end token first
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:
         """One completion per request, without padding, at most its `max_new_tokens` long, ending at
-        (and including) an end token when the model produced one."""
+        (and including) an end token when the model produced one; a `Completion` when the backend
+        reports log-probs."""
 
 
 def end_token_ids(generation_config, tokenizer) -> tuple[int, ...]:

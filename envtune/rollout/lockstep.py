@@ -1,7 +1,7 @@
 """Drive many episodes at once against a generation backend, token in / token out.
 
-Each round sends every active episode's token sequence to the backend in one batch and feeds each
-reply to its `TokenDriver` (`envtune.rollout.driver`, which owns the budget and the stepping rules).
+Each round sends every active episode's token sequence to the backend in one call and feeds each
+reply (and its log-probs, when the backend reports them) to its `TokenDriver` (`envtune.rollout.driver`, which owns the budget and the stepping rules).
 Environment tokens are the chat template's rendering of the new messages after the model's end
 token, so every prefix equals what the template renders for the same messages.
 """
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.rollout.driver import Rollout, TokenDriver
-from envtune.rollout.generation import GenerationBackend, GenerationRequest, SamplingParams
+from envtune.rollout.generation import GenerationBackend, GenerationRequest, SamplingParams, completion_logprobs
 
 Message = dict[str, Any]
 
@@ -65,6 +65,14 @@ class RolloutEngine:
 
     def run(self, episodes: Sequence[Episode]) -> list[Rollout]:
         """Play every episode to its end or its token budget; returns one rollout per episode."""
+        try:
+            return self._run(episodes)
+        finally:
+            release = getattr(self.backend, "release", None)  # a backend that caches per episode frees it
+            if release is not None:
+                release()
+
+    def _run(self, episodes: Sequence[Episode]) -> list[Rollout]:
         drivers = [
             TokenDriver(episode, self.renderer.encode(self.renderer.text(episode.reset(), add_generation_prompt=True)),
                         self.tokenizer, self.max_completion_tokens, self.backend.end_token_ids)
@@ -82,7 +90,7 @@ class RolloutEngine:
             outputs = self.backend.generate(requests, replace(self.sampling, seed=seed))
             for index, generated in zip(active, outputs):
                 driver = drivers[index]
-                answer = driver.add_reply(generated)
+                answer = driver.add_reply(generated, completion_logprobs(generated))
                 if answer is not None:
                     driver.add_environment(self.renderer.environment_delta(answer.before, answer.messages))
             round_number += 1
