@@ -92,13 +92,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         player = partial(play_endpoint, endpoint=endpoint, config=config)
     else:
         from envtune.models import load_model_and_tokenizer, resolve_placement
-        from envtune.rollout import HFBackend
+        from envtune.rollout.cached import hf_backend
 
         placement = resolve_placement(args.device, args.dtype)
         model, tokenizer = load_model_and_tokenizer(args.model, placement=placement)
         print(f"envtune eval: {len(tasks)} tasks x {args.samples} samples, model {args.model} on {placement.describe()}, "
               f"results in {output}", file=sys.stderr)
-        player = partial(play_local, backend=HFBackend(model, tokenizer, args.batch_size), tokenizer=tokenizer, config=config)
+        player = partial(play_local, backend=hf_backend(model, tokenizer, args.batch_size), tokenizer=tokenizer, config=config)
     summary = evaluate(tasks, player, config, output, model=str(args.model), release=args.release, resume=args.resume)
     print(summary_table(summary))
     print(f"results in {output}: results.jsonl, summary.json, bfcl_result.jsonl (official format), eval_config.json")

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -80,23 +83,10 @@ class HFBackend:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def generate(self, requests: Sequence[GenerationRequest], sampling: SamplingParams) -> list[list[int]]:
-        """Seeded sampling runs on a forked random state, so the state the trainer seeded (TRL seeds
-        each process and restores it on resume) goes on as if nothing had been drawn."""
-        import torch
-
         completions: list[list[int]] = []
-        device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            cuda = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None):
-                if sampling.seed is not None:
-                    torch.manual_seed(sampling.seed)
-                for start in range(0, len(requests), self.batch_size):
-                    completions += self._generate_batch(requests[start:start + self.batch_size], sampling, device)
-        finally:
-            self.model.train(was_training)
+        with inference(self.model, sampling.seed) as device:
+            for start in range(0, len(requests), self.batch_size):
+                completions += self._generate_batch(requests[start:start + self.batch_size], sampling, device)
         return completions
 
     def _generate_batch(self, chunk: Sequence[GenerationRequest], sampling: SamplingParams, device) -> list[list[int]]:
@@ -108,7 +98,7 @@ class HFBackend:
         input_ids = torch.tensor([[self.pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
         config = self._generation_config(sampling, max(caps))
-        with torch.no_grad(), _only_generation_config(self.model, config):
+        with _only_generation_config(self.model, config):
             output = self.model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
         return [_until_end(row[:cap], self.end_token_ids) for row, cap in zip(output[:, width:].tolist(), caps)]
 
@@ -120,6 +110,26 @@ class HFBackend:
             max_new_tokens=max_new_tokens, do_sample=sampling.do_sample, **(sampled if sampling.do_sample else {}),
             eos_token_id=list(self.end_token_ids), pad_token_id=self.pad_token_id, use_cache=True,
         )
+
+
+@contextmanager
+def inference(model, seed: int | None) -> Iterator["torch.device"]:
+    """The model in eval mode without gradients, for one generation call; yields its device. Seeded
+    sampling runs on a forked random state, so the state the trainer seeded (TRL seeds each process
+    and restores it on resume) goes on as if nothing had been drawn."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        cuda = [device] if device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=cuda, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield device
+    finally:
+        model.train(was_training)
 
 
 @contextmanager

@@ -73,11 +73,16 @@ class RolloutEngine:
                 release()
 
     def _run(self, episodes: Sequence[Episode]) -> list[Rollout]:
-        drivers = [
-            TokenDriver(episode, self.renderer.encode(self.renderer.text(episode.reset(), add_generation_prompt=True)),
-                        self.tokenizer, self.max_completion_tokens, self.backend.end_token_ids)
-            for episode in episodes
-        ]
+        encoded: dict[str, list[int]] = {}  # the rollouts of a group share their prompt: encode it once
+
+        def prompt_ids(episode: Episode) -> list[int]:
+            text = self.renderer.text(episode.reset(), add_generation_prompt=True)
+            if text not in encoded:
+                encoded[text] = self.renderer.encode(text)
+            return encoded[text]
+
+        drivers = [TokenDriver(episode, prompt_ids(episode), self.tokenizer, self.max_completion_tokens,
+                               self.backend.end_token_ids) for episode in episodes]
         round_number = 0
         while True:
             limits = {index: driver.reply_limit(self.sampling.max_new_tokens)
