@@ -6,7 +6,10 @@ import argparse
 from pathlib import Path
 
 from envtune.cli_options import add_episode_arguments, episode_overrides
-from envtune.curriculum.config import PRESETS, CurriculumConfig, load_config, override_episodes, preset_path
+from envtune.curriculum.config import (
+    PRESETS, VERL_ROLLOUT_ENGINE, VLLM_MODES, CurriculumConfig, load_config, override_episodes, override_vllm, preset_path,
+    vllm_stages,
+)
 from envtune.curriculum.run import CurriculumRun
 from envtune.errors import EnvtuneError
 from envtune.models import add_placement_arguments, resolve_placement
@@ -38,13 +41,30 @@ def _check_engine_flags(args: argparse.Namespace) -> None:
     trl_only = [flag for flag, value in {"--device": args.device, "--dtype": args.dtype}.items() if value != "auto"]
     if args.engine == "verl" and trl_only:
         raise EnvtuneError(f"{trl_only[0]} applies to --engine trl only (veRL places the model on its cluster's GPUs)")
+    if args.engine == "verl" and args.vllm:
+        raise EnvtuneError(f"--vllm applies to --engine trl only; {VERL_ROLLOUT_ENGINE}")
+
+
+def _check_vllm(engine: str, config: CurriculumConfig) -> None:
+    """Stages that ask for TRL's vLLM rollouts need the TRL engine and vLLM installed: refused here,
+    before any stage trains, rather than by veRL's launch or TRL's import deep in a later stage."""
+    stages = vllm_stages(config)
+    if not stages:
+        return
+    if engine == "verl":
+        raise EnvtuneError(f"stage {stages[0]}: grpo.use_vllm is the TRL engine's setting; {VERL_ROLLOUT_ENGINE}")
+    from trl.import_utils import is_vllm_available
+
+    if not is_vllm_available():
+        raise EnvtuneError(f"stage {stages[0]} generates with vLLM (--vllm or grpo.use_vllm), which is not installed: "
+                           f"install vLLM on a GPU machine (pip install 'trl[vllm]'), or train without --vllm")
 
 
 def _config(args: argparse.Namespace) -> CurriculumConfig:
     if bool(args.config) == bool(args.preset):
         raise EnvtuneError("give either --config FILE or --preset smoke|paper")
     config = load_config(args.config or preset_path(args.preset))
-    return override_episodes(config, **episode_overrides(args))
+    return override_vllm(override_episodes(config, **episode_overrides(args)), args.vllm)
 
 
 def _print_plan(engine, run: CurriculumRun) -> None:
@@ -64,6 +84,7 @@ def _print_plan(engine, run: CurriculumRun) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     _check_engine_flags(args)
     config = _config(args)
+    _check_vllm(args.engine, config)
     model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
         raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
@@ -109,6 +130,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     episode = parser.add_argument_group("episode settings of every stage (validation always plays with standard feedback)")
     add_episode_arguments(episode, protocols=("envtune", "prompt"), defaults=None)
     add_placement_arguments(parser)
+    parser.add_argument("--vllm", choices=VLLM_MODES,
+                        help="TRL engine: every stage's rollouts and validation episodes generate with vLLM (grpo.use_vllm), "
+                             "colocate: in this process on the training GPU; server: a `trl vllm-serve` server (TRL looks for it at "
+                             "grpo.vllm_server_base_url, default port 8000 here); needs vLLM, on a GPU machine")
     verl = parser.add_argument_group("veRL engine")
     verl.add_argument("--nodes", type=int, help="machines in the Ray cluster (default 1)")
     verl.add_argument("--gpus-per-node", type=int, help="GPUs per machine (default 8)")

@@ -33,6 +33,11 @@ generation batch of per_device_train_batch_size x gradient_accumulation_steps co
 groups of num_generations rollouts, so tasks per step is their quotient; a stage may state
 `tasks_per_step` and the loader checks it. The learning rate is constant after an optional warmup of
 whole steps: veRL builds its schedule over each launch, and a stage is several launches.
+
+Rollouts and validation generate with transformers unless a stage's `grpo` turns on TRL's vLLM
+engine (`use_vllm: true`, `vllm_mode: colocate|server`, `vllm_server_base_url`, ...; `envtune tune
+--vllm MODE` sets the first two for every stage, `override_vllm`). Those are TRL's settings: veRL
+picks its rollout engine in `verl:` (VERL_ROLLOUT_ENGINE).
 """
 
 from __future__ import annotations
@@ -100,7 +105,11 @@ GRPO_SET_BY_ENVTUNE = {
     "use_bias_correction_kl": "the KL loss is the low-variance estimator on both engines (veRL's low_var_kl), "
                               "without TRL's importance-ratio correction",
     "warmup_ratio": "give warmup_steps in optimizer steps (veRL would take a ratio of each launch, not of the stage)",
+    "vllm_enable_sleep_mode": "episodes call vLLM round after round, which TRL's sleep mode (vLLM asleep between "
+                              "weight syncs) does not allow; lower vllm_gpu_memory_utilization to leave training room",
 }
+VLLM_MODES = ("colocate", "server")  # TRL's vllm_mode: vLLM in the training process, or a `trl vllm-serve` server
+VERL_ROLLOUT_ENGINE = "veRL picks its rollout engine with verl: {actor_rollout_ref.rollout.name: vllm|sglang}"
 
 
 class ConfigError(EnvtuneError):
@@ -360,6 +369,22 @@ def override_episodes(config: CurriculumConfig, **settings: Any) -> CurriculumCo
     except (TypeError, ValueError) as error:
         raise ConfigError(f"episode settings {given}: {error}") from None
     return replace(config, stages=stages, episode_overrides={**config.episode_overrides, **given})
+
+
+def override_vllm(config: CurriculumConfig, mode: str | None) -> CurriculumConfig:
+    """The config with every stage generating through TRL's vLLM engine in `mode` (GRPOConfig's
+    use_vllm and vllm_mode; None: as configured). Other vllm_* settings stay the stages' own."""
+    if mode is None:
+        return config
+    if mode not in VLLM_MODES:
+        raise ConfigError(f"vLLM mode {mode!r}: use one of {', '.join(VLLM_MODES)}")
+    stages = tuple(replace(stage, grpo={**stage.grpo, "use_vllm": True, "vllm_mode": mode}) for stage in config.stages)
+    return replace(config, stages=stages)
+
+
+def vllm_stages(config: CurriculumConfig) -> list[str]:
+    """The names of the stages that ask TRL for vLLM rollouts (grpo.use_vllm)."""
+    return [stage.name for stage in config.stages if stage.grpo.get("use_vllm")]
 
 
 def load_config(path: str | Path) -> CurriculumConfig:

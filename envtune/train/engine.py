@@ -31,7 +31,8 @@ from envtune.curriculum.transition import StageHistory
 from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.models import Placement, load_model_and_tokenizer, resolve_placement
-from envtune.rollout import HFBackend, Rollout, RolloutEngine, SamplingParams
+from envtune.rollout import GenerationBackend, Rollout, RolloutEngine, SamplingParams
+from envtune.train.grpo import rollout_backend
 from envtune.run_files import append_jsonl, write_json
 
 if TYPE_CHECKING:
@@ -50,11 +51,10 @@ def last_complete_checkpoint(stage_dir: Path) -> Path | None:
 
 
 # ----- validation ------------------------------------------------------------------------------
-def validate(model, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
+def validate(backend: GenerationBackend, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
     """Greedy episodes with standard feedback: official per-task accuracy per category and progress."""
     engine = RolloutEngine(
-        HFBackend(model, tokenizer, stage.generation_batch_size), tokenizer,
-        SamplingParams(max_new_tokens=stage.sampling.max_new_tokens, do_sample=False),
+        backend, tokenizer, SamplingParams(max_new_tokens=stage.sampling.max_new_tokens, do_sample=False),
         stage.max_completion_tokens,
     )
     episodes = [Episode(task, stage.validation_episode) for task in tasks]
@@ -82,11 +82,13 @@ def rollout_record(rollout: Rollout) -> dict[str, Any]:
 # ----- one stage -------------------------------------------------------------------------------
 class StageMonitor(TrainerCallback):
     """Trainer callback: logs metrics, validates every `every` steps, keeps the best checkpoint and
-    stops the stage when the transition rule says so."""
+    stops the stage when the transition rule says so. Validation generates as the trainer's rollouts
+    do (`rollout_backend`: vLLM when the trainer uses it), and the checkpoints are `trainer.model`'s
+    (with LoRA the PEFT wrapper, so they hold the adapters)."""
 
-    def __init__(self, run: CurriculumRun, index: int, stage: StageConfig, model, tokenizer):
+    def __init__(self, run: CurriculumRun, index: int, stage: StageConfig, trainer, tokenizer):
         self.run, self.index, self.stage = run, index, stage
-        self.model, self.tokenizer = model, tokenizer
+        self.trainer, self.tokenizer = trainer, tokenizer
         self.stage_dir = run.stage_dir(index, stage)
         self.history_path = self.stage_dir / "history.json"
         saved = json.loads(self.history_path.read_text()) if self.history_path.is_file() else {}
@@ -103,7 +105,8 @@ class StageMonitor(TrainerCallback):
         })
 
     def _validate(self, step: int) -> None:
-        metrics = validate(self.model, self.tokenizer, self.stage, self.val_tasks)
+        backend = rollout_backend(self.trainer, self.tokenizer, self.stage.generation_batch_size)
+        metrics = validate(backend, self.tokenizer, self.stage, self.val_tasks)
         self.run.log(self.stage, step, metrics)
         self._tensorboard(step, metrics)
         # A resumed stage replays the steps after its last checkpoint: their new points replace the old.
@@ -114,7 +117,7 @@ class StageMonitor(TrainerCallback):
             target = self.stage_dir / f"best-step-{step}"
             staging = self.stage_dir / f".best-step-{step}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
-            self.model.save_pretrained(staging)
+            self.trainer.model.save_pretrained(staging)
             self.tokenizer.save_pretrained(staging)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
@@ -203,7 +206,6 @@ class TrlEngine:
 
         stage_dir = run.stage_dir(index, stage)
         model, tokenizer, peft_config = self.load_policy(start_from, stage)
-        monitor = StageMonitor(run, index, stage, model, tokenizer)
         tasks = task_index(run.release)
         train_ids = [task.id for task in split_tasks(stage.split, run.release) if task.category in stage.categories]
         rollouts = EpisodeRollouts(
@@ -214,7 +216,7 @@ class TrlEngine:
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
                                peft_config=peft_config)
-        monitor.model = trainer.model  # with LoRA this is the PEFT wrapper, so checkpoints hold the adapters
+        monitor = StageMonitor(run, index, stage, trainer, tokenizer)
         trainer.add_callback(monitor)
         checkpoint = last_complete_checkpoint(stage_dir)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

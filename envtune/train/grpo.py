@@ -4,6 +4,10 @@ TRL hands `rollout_func` the prompts of a batch (each task id repeated `num_gene
 we play each as an episode with the rollout engine against the policy being trained and return
 token ids, the loss mask (environment tokens get no loss) and the episode record's metrics as
 extra fields. The stage's reward is one of those fields, read back by `episode_reward`.
+
+Episodes generate with `rollout_backend`: through TRL's vLLM engine when the trainer has one
+(`use_vllm`), whose per-token log-probs go back to TRL for its importance-sampling correction,
+else with transformers on the policy itself.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.env.record import METRIC_NAMES
 from envtune.errors import EnvtuneError
-from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams
+from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams, VLLMBackend
+from envtune.rollout.generation import end_token_ids
 
 # Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs):
 # the stage reward, then the episode record's metrics.
@@ -25,6 +30,28 @@ EPISODE_FIELDS = ("episode_reward", *METRIC_NAMES)
 def episode_numbers(rollout: Rollout) -> dict[str, float]:
     """The extra fields of one episode, by EPISODE_FIELDS name."""
     return {"episode_reward": rollout.reward, **rollout.record.metrics()}
+
+
+def rollout_backend(trainer, tokenizer, batch_size: int) -> GenerationBackend:
+    """The backend that plays a trainer's episodes (training and validation) with its current
+    weights: TRL's vLLM engine when the trainer uses one, else transformers on the policy."""
+    if not getattr(trainer, "use_vllm", False):
+        return HFBackend(trainer.model, tokenizer, batch_size)
+    sync_vllm_weights(trainer)
+    generation = trainer.vllm_generation
+    ends = end_token_ids(trainer.model.generation_config, tokenizer)
+    if generation.mode == "colocate":
+        return VLLMBackend(ends, llm=generation.llm)
+    return VLLMBackend(ends, client=generation.vllm_client)
+
+
+def sync_vllm_weights(trainer) -> None:
+    """Load the policy's weights into vLLM unless it has this step's already. TRL syncs only before
+    generating a training batch and records the step it loaded; validation after an optimizer step
+    (or before the first batch) needs the same, and recording it spares TRL a second sync."""
+    if trainer.state.global_step != trainer._last_loaded_step:
+        trainer.vllm_generation.sync_weights()
+        trainer._last_loaded_step = trainer.state.global_step
 
 
 @dataclass
@@ -37,8 +64,9 @@ class EpisodeRollouts:
     sampling: SamplingParams
     max_completion_tokens: int
     generation_batch_size: int = 16
-    # Builds the generation backend from the policy being trained (default: batched transformers).
-    backend_factory: Callable[[Any, Any, int], GenerationBackend] = HFBackend
+    # Builds the generation backend from (policy, tokenizer, batch size) instead of `rollout_backend`,
+    # e.g. to script replies in tests.
+    backend_factory: Callable[[Any, Any, int], GenerationBackend] | None = None
     on_rollouts: Callable[[list[Rollout]], None] | None = None  # e.g. write samples to the run directory
     _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
     _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
@@ -49,10 +77,9 @@ class EpisodeRollouts:
         if unknown:
             raise EnvtuneError(f"rollout prompts must be BFCL task ids; got {unknown[0]!r}")
         seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._batch_number(trainer)
-        engine = RolloutEngine(
-            self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size), self.tokenizer,
-            replace(self.sampling, seed=seed), self.max_completion_tokens,
-        )
+        backend = (rollout_backend(trainer, self.tokenizer, self.generation_batch_size) if self.backend_factory is None
+                   else self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size))
+        engine = RolloutEngine(backend, self.tokenizer, replace(self.sampling, seed=seed), self.max_completion_tokens)
         self.episodes = [Episode(self.tasks[prompt], self.episode_config) for prompt in prompts]
         try:
             rollouts = engine.run(self.episodes)
@@ -66,7 +93,9 @@ class EpisodeRollouts:
             "prompt_ids": [rollout.prompt_ids for rollout in rollouts],
             "completion_ids": [rollout.completion_ids for rollout in rollouts],
             "env_mask": [rollout.loss_mask for rollout in rollouts],  # TRL's name for the loss mask
-            "logprobs": None,
+            # the sampler's log-probs, aligned with completion_ids (0.0 on environment tokens), when every reply had them
+            "logprobs": (None if any(rollout.logprobs is None for rollout in rollouts)
+                         else [rollout.logprobs for rollout in rollouts]),
         }
         for name in EPISODE_FIELDS:
             output[name] = [row[name] for row in numbers]

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from envtune.curriculum.config import ConfigError, StageConfig
+from envtune.curriculum.config import VERL_ROLLOUT_ENGINE, ConfigError, StageConfig
 from envtune.verl.data import AGENT_NAME
 
 TRAINER_MODULE = "verl.trainer.main_ppo"
@@ -153,6 +153,8 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
     if shared:
         raise ConfigError(f"stage {stage.name} verl: {shared[0]} carries a setting both engines share; "
                           f"set {SHARED_VERL_KEYS[shared[0]]} instead")
+    if stage.grpo.get("use_vllm"):  # TRL's vLLM rollouts; other vllm_* keys are reported as unused below
+        raise ConfigError(f"stage {stage.name}: grpo.use_vllm is the TRL engine's setting; {VERL_ROLLOUT_ENGINE}")
     grpo = stage.grpo_settings
     batch = stage.tasks_per_step  # veRL counts tasks per step, each sampled rollout.n times
     if batch > run.train_tasks:

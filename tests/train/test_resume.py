@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -89,7 +90,8 @@ def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
         "val_accuracy": [[0, 0.1], [1, 0.2], [2, 0.3]], "grad_norm": [[1, 1.0], [2, 1.1]], "best_checkpoint": None,
     })
     monkeypatch.setattr(engine, "validate", lambda *args: {"val/accuracy": 0.25})
-    monitor = engine.StageMonitor(run, 0, stage, _Saved(), _Saved())
+    monkeypatch.setattr(engine, "rollout_backend", lambda *args: None)
+    monitor = engine.StageMonitor(run, 0, stage, SimpleNamespace(model=_Saved()), _Saved())
     monitor._validate(2)
     assert monitor.val_accuracy == [[0, 0.1], [1, 0.2], [2, 0.25]]
     monitor.on_log(None, type("State", (), {"global_step": 2})(), None, logs={"grad_norm": 0.9})

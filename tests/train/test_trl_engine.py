@@ -77,7 +77,8 @@ def run_stages(tmp_path, monkeypatch, stages, placement=None):
 
     seen, trainers, make_trainer = [], [], grpo.make_trainer
 
-    def validate(model, tokenizer, stage, tasks):
+    def validate(backend, tokenizer, stage, tasks):
+        model = backend.model  # the trainer's policy: without vLLM, validation generates with it
         was_training = model.training
         model.eval()
         with torch.no_grad():

@@ -158,6 +158,18 @@ def test_a_verl_key_for_a_shared_setting_names_the_setting_to_use(hints_data):
             stage_overrides(config.stages[0], stage_run(hints_data), Cluster())
 
 
+def test_trls_vllm_rollouts_are_refused_and_other_vllm_settings_reported_unused(hints_data):
+    """veRL picks its rollout engine in `verl:`; TRL's vLLM settings never pass silently."""
+    def stage(**grpo):
+        return parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                         "grpo": grpo}]}).stages[0]
+
+    with pytest.raises(ConfigError, match=r"stage s: grpo.use_vllm .*{actor_rollout_ref.rollout.name: vllm\|sglang"):
+        stage_overrides(stage(use_vllm=True, vllm_mode="colocate"), stage_run(hints_data), Cluster())
+    _, ignored = stage_overrides(stage(vllm_gpu_memory_utilization=0.3), stage_run(hints_data), Cluster())
+    assert "vllm_gpu_memory_utilization" in ignored
+
+
 def test_stage_one_of_the_paper_renders_16_tasks_of_16_rollouts(hints_data):
     overrides, ignored = stage_overrides(PAPER.stages[0], stage_run(hints_data, tasks=75), Cluster())
     config = check_overrides(PAPER.stages[0], overrides)
