@@ -7,7 +7,8 @@ extra fields. The stage's reward is one of those fields, read back by `episode_r
 
 Episodes generate with `rollout_backend`: through TRL's vLLM engine when the trainer has one
 (`use_vllm`), whose per-token log-probs go back to TRL for its importance-sampling correction,
-else with transformers on the policy itself.
+else with transformers on the policy itself, each episode's KV cache kept from round to round
+(`envtune.rollout.cached`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.env.record import METRIC_NAMES
 from envtune.errors import EnvtuneError
-from envtune.rollout import GenerationBackend, HFBackend, Rollout, RolloutEngine, SamplingParams, VLLMBackend
+from envtune.rollout import GenerationBackend, Rollout, RolloutEngine, SamplingParams, VLLMBackend
+from envtune.rollout.cached import hf_backend
 from envtune.rollout.generation import end_token_ids
 
 # Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs):
@@ -36,7 +38,7 @@ def rollout_backend(trainer, tokenizer, batch_size: int) -> GenerationBackend:
     """The backend that plays a trainer's episodes (training and validation) with its current
     weights: TRL's vLLM engine when the trainer uses one, else transformers on the policy."""
     if not getattr(trainer, "use_vllm", False):
-        return HFBackend(trainer.model, tokenizer, batch_size)
+        return hf_backend(trainer.model, tokenizer, batch_size)
     sync_vllm_weights(trainer)
     generation = trainer.vllm_generation
     ends = end_token_ids(trainer.model.generation_config, tokenizer)

@@ -18,6 +18,7 @@ from envtune.env import Episode, EpisodeConfig
 from envtune.errors import EnvtuneError
 from envtune.models import load_model_and_tokenizer, resolve_placement
 from envtune.rollout import GenerationRequest, HFBackend, RolloutEngine, SamplingParams, VLLMBackend
+from envtune.rollout.cached import CachedHFBackend
 from envtune.rollout.generation import Completion, end_token_ids
 from envtune.train.grpo import EpisodeRollouts, rollout_backend
 
@@ -223,7 +224,7 @@ def trainer_with(model, mode=None, step=0):
 
 def test_the_trainer_picks_vllm_when_it_uses_it_and_syncs_stale_weights_once_per_step(tiny):
     model, tokenizer = tiny
-    assert isinstance(rollout_backend(trainer_with(model), tokenizer, 4), HFBackend)
+    assert isinstance(rollout_backend(trainer_with(model), tokenizer, 4), CachedHFBackend)  # transformers, caching
     served = trainer_with(model, "server")
     backend = rollout_backend(served, tokenizer, 4)
     assert backend.client is served.vllm_generation.vllm_client and backend.llm is None
