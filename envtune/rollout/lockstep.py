@@ -32,6 +32,10 @@ class ChatRenderer:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def encode_all(self, texts: Sequence[str]) -> list[list[int]]:
+        """Several texts in one call, which a fast tokenizer spreads over the CPU's cores."""
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+
     def environment_delta(self, before: Sequence[Message], added: Sequence[Message]) -> list[int]:
         """Tokens that follow the model's end token when `added` messages come after `before`
         (which ends with the assistant's reply), up to the next assistant header."""
@@ -73,16 +77,11 @@ class RolloutEngine:
                 release()
 
     def _run(self, episodes: Sequence[Episode]) -> list[Rollout]:
-        encoded: dict[str, list[int]] = {}  # the rollouts of a group share their prompt: encode it once
-
-        def prompt_ids(episode: Episode) -> list[int]:
-            text = self.renderer.text(episode.reset(), add_generation_prompt=True)
-            if text not in encoded:
-                encoded[text] = self.renderer.encode(text)
-            return encoded[text]
-
-        drivers = [TokenDriver(episode, prompt_ids(episode), self.tokenizer, self.max_completion_tokens,
-                               self.backend.end_token_ids) for episode in episodes]
+        prompts = [self.renderer.text(episode.reset(), add_generation_prompt=True) for episode in episodes]
+        distinct = list(dict.fromkeys(prompts))  # the rollouts of a group share their prompt: encode it once
+        encoded = dict(zip(distinct, self.renderer.encode_all(distinct)))
+        drivers = [TokenDriver(episode, encoded[prompt], self.tokenizer, self.max_completion_tokens,
+                               self.backend.end_token_ids) for episode, prompt in zip(episodes, prompts)]
         round_number = 0
         while True:
             limits = {index: driver.reply_limit(self.sampling.max_new_tokens)
