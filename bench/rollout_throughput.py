@@ -14,7 +14,8 @@ parameters and seed; they differ in the generation backend and in how many episo
 - sequential: `HFBackend(batch_size=1)`, the engine run on one episode at a time.
 
 What is timed: `engine.run` only (episodes are built and closed outside the clock, the same for all
-sides). A timing proxy around the backend measures the time in `generate` and counts the tokens it
+sides, and a full garbage collection runs before the clock starts: a collection of this process's
+heap takes some 0.2 s, which would otherwise land at random in a run). A timing proxy around the backend measures the time in `generate` and counts the tokens it
 returns; a proxy around each episode measures its reset, steps and scoring; a forward hook on the
 model counts the tokens it runs (prompt, environment and generated tokens, padding and holes
 included). Throughput is generated tokens (everything the model produced, including tokens cut by
@@ -37,6 +38,7 @@ time outside `generate`)}.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -220,6 +222,7 @@ def run_side(side: str, model, tokenizer, counter: TokenCounter, work: Workload)
     groups: Sequence[Sequence[TimedEpisode]] = [[episode] for episode in wrapped] if side == "sequential" else [wrapped]
     rollouts = []
     processed = counter.tokens
+    gc.collect()  # every side starts from the same heap, not with the garbage of the side before
     start = time.perf_counter()
     for group in groups:
         rollouts += engine.run(group)
