@@ -229,6 +229,25 @@ def test_prompt_variants_differ_by_the_two_rules_for_missing_information(tasks):
     assert prompts_by_variant["extended"].startswith(prompts_by_variant["basic"])
 
 
+def test_the_compact_prompt_lists_every_tool_with_its_arguments_in_one_line(tasks):
+    task = tasks["multi_turn_miss_func_0"]
+    with Episode(task, EpisodeConfig(prompt="compact")) as compact, Episode(task) as basic:
+        short, full = compact.reset()[0]["content"], basic.reset()[0]["content"]
+        lines = short.split("Tools you can call:\n")[1].split("\n\nRules:")[0].splitlines()
+        docs = compact.tool_docs()
+        assert [line.split("(")[0] for line in lines] == [doc["name"] for doc in docs]
+        for line, doc in zip(lines, docs):
+            required = doc["parameters"].get("required", [])
+            for name, spec in doc["parameters"]["properties"].items():
+                assert f"{name}{'' if name in required else '?'}: {spec['type']}" in line
+        assert "This tool belongs to" not in short and len(short) * 3 < len(full)
+        assert short.split("Rules:")[1] == full.split("Rules:")[1]  # the basic rules
+        (back_at, names), = task.held_out_tools.items()
+        while compact.turn < back_at:
+            step = compact.step(ANSWER)
+        assert any(line.startswith(f"{name}(") for name in names for line in step.messages[0]["content"].splitlines())
+
+
 def official(**overrides):
     return EpisodeConfig(**{"turn_rules": "official", "max_steps_per_turn": 20, **overrides})
 
