@@ -111,9 +111,32 @@ def build_tiny_model(tokenizer, seed: int = 0, hidden_size: int = 64, layers: in
     return model
 
 
-def tiny_model_path(seed: int = 0, release: str | None = None) -> Path:
-    """Directory of the tiny model and tokenizer, built once into the user cache (atomically)."""
-    key = hashlib.sha256(f"{TINY_MODEL_VERSION}:{seed}:{release}".encode()).hexdigest()[:12]
+TINY_NAME = re.compile(r"tiny(?:-(\d+)x(\d+))?")
+TINY_NAMES = "'tiny' (hidden size 64, 2 layers) or 'tiny-HIDDENxLAYERS', e.g. 'tiny-128x4'"
+
+
+def tiny_size(name: str | os.PathLike) -> tuple[int, int] | None:
+    """Hidden size and layers of a tiny model name (`tiny`, `tiny-128x4`); None for any other name."""
+    match = TINY_NAME.fullmatch(str(name))
+    if match is None:
+        return None
+    hidden_size, layers = (int(match[1]), int(match[2])) if match[1] else (64, 2)
+    if hidden_size < 8 or hidden_size % 8 or layers < 1:
+        raise EnvtuneError(f"tiny model {name!r}: the hidden size must be a multiple of 8 (4 heads with an even "
+                           f"head size) and there must be at least 1 layer; use {TINY_NAMES}")
+    return hidden_size, layers
+
+
+def local_model_path(path_or_id: str | os.PathLike, release: str | None = None) -> str | os.PathLike:
+    """Where a model loads from: a tiny model's directory (built once), any other name as given."""
+    size = tiny_size(path_or_id)
+    return path_or_id if size is None else tiny_model_path(release=release, hidden_size=size[0], layers=size[1])
+
+
+def tiny_model_path(seed: int = 0, release: str | None = None, hidden_size: int = 64, layers: int = 2) -> Path:
+    """Directory of a tiny model and its tokenizer, built once into the user cache (atomically)."""
+    size = "" if (hidden_size, layers) == (64, 2) else f":{hidden_size}x{layers}"  # the default keeps its old key
+    key = hashlib.sha256(f"{TINY_MODEL_VERSION}:{seed}:{release}{size}".encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"tiny-qwen2-{key}"
     if (target / "config.json").is_file():
         return target
@@ -121,7 +144,7 @@ def tiny_model_path(seed: int = 0, release: str | None = None) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
     try:
         tokenizer = build_tokenizer(release=release)
-        model = build_tiny_model(tokenizer, seed=seed)
+        model = build_tiny_model(tokenizer, seed=seed, hidden_size=hidden_size, layers=layers)
         tokenizer.save_pretrained(staging)
         model.save_pretrained(staging)
         if target.exists():
@@ -198,8 +221,8 @@ def resolve_placement(device: str = "auto", dtype: str = "auto") -> Placement:
 
 def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: str | None = None,
                              placement: Placement | None = None):
-    """Any causal LM and its tokenizer, by local path or hub id (`tiny` builds the local one), placed
-    by `placement` or by `dtype`/`device` (default: float32 on the CPU)."""
+    """Any causal LM and its tokenizer, by local path or hub id (`tiny` or `tiny-HIDDENxLAYERS` builds
+    a local one), placed by `placement` or by `dtype`/`device` (default: float32 on the CPU)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -207,7 +230,7 @@ def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: 
         if dtype is not None or device is not None:
             raise TypeError("give either placement or dtype/device, not both")
         dtype, device = placement.dtype, placement.device
-    path = tiny_model_path() if str(path_or_id) == "tiny" else path_or_id
+    path = local_model_path(path_or_id)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:
         raise EnvtuneError(f"the tokenizer of {path_or_id} has no chat template; envtune needs one to render episodes")

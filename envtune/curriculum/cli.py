@@ -87,13 +87,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_vllm(args.engine, config)
     model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
-        raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model)")
+        raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model, 'tiny-128x4' for a larger one)")
     if args.engine == "verl":
         engine, placed = _verl_engine(args), ""
-        if model == "tiny":  # veRL loads models from disk: the local test model's directory
-            from envtune.models import tiny_model_path
+        from envtune.models import local_model_path
 
-            model = str(tiny_model_path(release=args.release))
+        model = str(local_model_path(model, release=args.release))  # veRL loads a tiny model from its directory
     else:
         engine = _trl_engine(args)
         placed = f" on {engine.placement.describe()}"
@@ -122,7 +121,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="curriculum YAML, e.g. configs/no_augmentation.yaml")
     parser.add_argument("--preset", choices=PRESETS, help="a packaged config: 'smoke' runs all stages briefly on CPU with the tiny model; "
                         "'paper' is the paper's curriculum")
-    parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': the local test model)")
+    parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny' or 'tiny-HIDDENxLAYERS': a local test model)")
     parser.add_argument("--output", help="run directory (default: runs/<config name>); an existing one is resumed")
     parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     parser.add_argument("--engine", choices=("trl", "verl"), default="trl",

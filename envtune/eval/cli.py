@@ -62,7 +62,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.write:
         raise EnvtuneError("--write applies to --rescore only")
     if not args.model:
-        raise EnvtuneError("--model is required: a local path or Hugging Face id ('tiny' for the local test model), "
+        raise EnvtuneError("--model is required: a local path or Hugging Face id ('tiny' for the local test model, 'tiny-128x4' for a larger one), "
                            "or the served model's name with --base-url")
     if args.protocol == "native" and not args.base_url:
         raise EnvtuneError("--protocol native needs an endpoint (--base-url); local models speak envtune or prompt")
@@ -111,7 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help="evaluate a model on BFCL multi-turn (official rules and scoring)")
-    parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny': local test model)")
+    parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny' or 'tiny-HIDDENxLAYERS': a local test model)")
     parser.add_argument("--split", choices=(*SPLIT_NAMES, ALL), default="heldout", help="tasks (default: heldout, the paper's 400)")
     parser.add_argument("--ids", help="comma-separated task ids instead of a split")
     parser.add_argument("--base-url", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, SGLang)")

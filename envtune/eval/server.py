@@ -316,7 +316,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     # No abbreviated flags: the removed `--api-key KEY` would otherwise be read as `--api-key-env KEY`.
     parser = commands.add_parser("serve", help="serve a local model over an OpenAI-compatible chat-completions API",
                                  allow_abbrev=False)
-    parser.add_argument("--model", required=True, help="local path or Hugging Face id of a causal LM with a chat template ('tiny': local test model)")
+    parser.add_argument("--model", required=True, help="local path or Hugging Face id of a causal LM with a chat template ('tiny' or 'tiny-HIDDENxLAYERS': a local test model)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     parser.add_argument("--api-key-env", metavar="VAR",
