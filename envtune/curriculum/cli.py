@@ -104,8 +104,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}{placed}, engine {args.engine}, "
           f"run directory {output}")
     summary = run.run()
-    for stage in summary["stages"]:
-        print(f"  {stage['name']:<10} {stage['steps']:>4} steps  best val accuracy {stage['best_accuracy']}  -> {stage['decision'][:90]}")
+    for stage, result in zip(config.stages, summary["stages"]):
+        print(f"  {result['name']:<10} {result['steps']:>4} steps  best val {stage.transition_rule.metric} "
+              f"{result['best_accuracy']}  -> {result['decision'][:90]}")
     print(f"final checkpoint: {summary['final_checkpoint']}")
     written = ("rollouts.jsonl, summary.json, stages/*/ (checkpoints, best-step-*, tensorboard)" if args.engine == "trl"
                else "summary.json, stages/*/ (data, veRL logs and config, checkpoints, selected/, tensorboard)")

@@ -8,7 +8,9 @@ gets a `Decision`, and does the checkpoint hand-off itself.
 Reproducing a decision by hand. The history holds `steps` (optimizer steps done in this stage,
 counted from 0 at its start), validation points (step, accuracy in [0, 1]) and gradient norms
 (step, norm), each in increasing step order. A validation at step 0 scores the checkpoint the stage
-started from, which is a fair "best so far" for the stage.
+started from, which is a fair "best so far" for the stage. The validation value is the rule's
+`metric`: official task accuracy by default, or progress or the format reward (VALIDATION_METRICS),
+all in [0, 1]; below, "accuracy" stands for whichever it is.
 
 1. Best checkpoint. Non-finite accuracies (a failed validation run) are dropped and counted in
    `val_dropped`. The best point is the highest remaining accuracy; a tie goes to the EARLIEST step,
@@ -52,6 +54,9 @@ from envtune.errors import EnvtuneError
 
 Point = tuple[int, float]
 Stat = int | float | bool | None
+# What a stage's validations are judged by: official task accuracy, progress (mean turn success) or the
+# format reward (a format stage's model cannot solve tasks yet, so its accuracy says nothing)
+VALIDATION_METRICS = ("accuracy", "progress", "format_reward")
 
 
 @dataclass(frozen=True)
@@ -125,8 +130,11 @@ class TransitionRule:
     grad_window: int = 10         # gradient norms in the stability window
     max_grad_cv: float = 0.3      # coefficient of variation (std / mean) of the window
     spike_factor: float | None = 3.0  # max norm allowed as a multiple of the median; None skips
+    metric: str = "accuracy"      # the validation number the plateau and the best checkpoint read
 
     def __post_init__(self) -> None:
+        if self.metric not in VALIDATION_METRICS:
+            raise EnvtuneError(f"TransitionRule.metric must be one of {', '.join(VALIDATION_METRICS)}, got {self.metric!r}")
         _require_int("max_steps", self.max_steps, 1)
         _require_int("min_steps", self.min_steps, 0)
         _require_int("patience", self.patience, 2)
@@ -184,10 +192,11 @@ class TransitionRule:
         """Step 2 of the module docstring; the numbers are computed as soon as there are enough
         validations (so they can be logged), the verdict only from `min_steps` on."""
         best_text = "no finite validation yet" if best is None else f"best {best[1]:.3f} at step {best[0]}"
+        metric = self.metric
         stats: dict[str, Stat] = {"window_best": None, "prior_best": None, "improvement": None, "slope": None,
                                   "plateau": False}
         if len(valid) < self.patience + 1:
-            return _Check(False, f"accuracy undecided, {best_text}, {len(valid)} finite validations "
+            return _Check(False, f"{metric} undecided, {best_text}, {len(valid)} finite validations "
                                  f"(need patience {self.patience} + 1)", stats)
         window, prior = valid[-self.patience:], valid[:-self.patience]
         window_best = max(accuracy for _, accuracy in window)
@@ -205,7 +214,7 @@ class TransitionRule:
         holds = flat and steps >= self.min_steps
         stats.update(window_best=window_best, prior_best=prior_best, improvement=improvement, slope=slope,
                      plateau=holds)
-        return _Check(holds, f"accuracy {verdict}, {numbers}", stats)
+        return _Check(holds, f"{metric} {verdict}, {numbers}", stats)
 
     def _grad_check(self, norms: Sequence[Point]) -> _Check:
         """Step 3 of the module docstring."""

@@ -52,7 +52,8 @@ def last_complete_checkpoint(stage_dir: Path) -> Path | None:
 
 # ----- validation ------------------------------------------------------------------------------
 def validate(backend: GenerationBackend, tokenizer, stage: StageConfig, tasks) -> dict[str, float]:
-    """Greedy episodes with standard feedback: official per-task accuracy per category and progress."""
+    """Greedy episodes with standard feedback: official per-task accuracy per category, progress and
+    the format reward (the numbers a stage's transition `metric` may read)."""
     engine = RolloutEngine(
         backend, tokenizer, SamplingParams(max_new_tokens=stage.sampling.max_new_tokens, do_sample=False),
         stage.max_completion_tokens,
@@ -70,6 +71,7 @@ def validate(backend: GenerationBackend, tokenizer, stage: StageConfig, tasks) -
             metrics[f"val/accuracy_{category}"] = accuracies[category]
     metrics["val/accuracy"] = category_mean(accuracies)
     metrics["val/progress"] = sum(rollout.record.reward("progress") for rollout in rollouts) / len(rollouts)
+    metrics["val/format_reward"] = sum(rollout.record.reward("format") for rollout in rollouts) / len(rollouts)
     return metrics
 
 
@@ -111,9 +113,10 @@ class StageMonitor(TrainerCallback):
         self._tensorboard(step, metrics)
         # A resumed stage replays the steps after its last checkpoint: their new points replace the old.
         self.val_accuracy = [point for point in self.val_accuracy if point[0] < step]
-        best = max((accuracy for _, accuracy in self.val_accuracy), default=-1.0)
-        self.val_accuracy.append([step, metrics["val/accuracy"]])
-        if metrics["val/accuracy"] > best:  # strictly better: ties keep the earlier checkpoint
+        best = max((value for _, value in self.val_accuracy), default=-1.0)
+        value = metrics[f"val/{self.stage.transition_rule.metric}"]  # what the transition rule reads
+        self.val_accuracy.append([step, value])
+        if value > best:  # strictly better: ties keep the earlier checkpoint
             target = self.stage_dir / f"best-step-{step}"
             staging = self.stage_dir / f".best-step-{step}.tmp"
             shutil.rmtree(staging, ignore_errors=True)

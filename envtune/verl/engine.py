@@ -195,9 +195,20 @@ def validation_accuracy(metrics: dict[str, Any]) -> dict[str, float]:
             **{f"val/accuracy_{category}": value for category, value in sorted(per_category.items())}}
 
 
-def stage_history(metrics: dict[int, dict[str, Any]], steps: int) -> StageHistory:
-    accuracy = {step: validation_accuracy(data).get("val/accuracy") for step, data in metrics.items() if step <= steps}
-    val = [(step, value) for step, value in sorted(accuracy.items()) if value is not None]
+def validation_metric(metrics: dict[str, Any], metric: str) -> float | None:
+    """A step's validation value of a transition metric, the unweighted mean over categories: the
+    accuracy, or an episode number veRL logs per category under val-aux (progress, format_reward);
+    None when the step has no validation."""
+    if metric == "accuracy":
+        return validation_accuracy(metrics).get("val/accuracy")
+    pattern = re.compile(rf"^val-aux/{DATA_SOURCE_PREFIX}(\w+)/{metric}/mean@\d+$")
+    per_category = {category: values[0] for category, values in by_category(metrics, pattern).items()}
+    return category_mean(per_category) if per_category else None
+
+
+def stage_history(metrics: dict[int, dict[str, Any]], steps: int, metric: str = "accuracy") -> StageHistory:
+    values = {step: validation_metric(data, metric) for step, data in metrics.items() if step <= steps}
+    val = [(step, value) for step, value in sorted(values.items()) if value is not None]
     grad = [(step, float(data[GRAD_NORM])) for step, data in sorted(metrics.items())
             if 0 < step <= steps and GRAD_NORM in data]
     return StageHistory(steps=steps, val_accuracy=val, grad_norm=grad)
@@ -332,7 +343,7 @@ class VerlEngine:
 
     @staticmethod
     def _decide(run: CurriculumRun, stage: StageConfig, paths: StagePaths) -> tuple[Decision, StageHistory]:
-        history = stage_history(read_metrics(paths), paths.latest_step())
+        history = stage_history(read_metrics(paths), paths.latest_step(), stage.transition_rule.metric)
         return run.decide(stage, history), history
 
     def run_stage(self, run: CurriculumRun, index: int, stage: StageConfig, start_from: str) -> StageResult:
@@ -355,7 +366,7 @@ class VerlEngine:
                     f"veRL stopped in stage {stage.name} (exit status {status}, last checkpoint at step {reached}); "
                     f"its output is in {log}. Run the same command again to resume from the last checkpoint.")
             self._record(run, stage, paths, reached)
-            self._prune(paths, stage_history(read_metrics(paths), reached))
+            self._prune(paths, stage_history(read_metrics(paths), reached, stage.transition_rule.metric))
         step = hand_off_step(history, paths.checkpoint_steps())
         return StageResult(
             name=stage.name, steps=done, best_checkpoint=str(self._hand_off(paths, stage, step)),

@@ -233,3 +233,11 @@ def test_the_best_checkpoint_is_the_earliest_maximum_of_the_finite_history(rule,
 @given(rules(), histories())
 def test_the_logged_statistics_always_have_the_same_keys(rule, history):
     assert set(rule.decide(history).stats) == set(RULE.decide(StageHistory(0)).stats)
+
+
+def test_the_rule_names_the_metric_it_reads_and_refuses_an_unknown_one():
+    history = StageHistory(steps=3, val_accuracy=[(0, 0.0), (1, 0.5)], grad_norm=[(1, 1.0), (2, 1.0)])
+    decision = TransitionRule(max_steps=3, metric="format_reward").decide(history)
+    assert "format_reward undecided, best 0.500 at step 1" in decision.reason
+    with pytest.raises(ValueError, match="metric must be one of accuracy, progress, format_reward, got 'bleu'"):
+        TransitionRule(metric="bleu")

@@ -86,7 +86,8 @@ def run_stages(tmp_path, monkeypatch, stages, placement=None):
         model.train(was_training)
         weights = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
         seen.append(Seen(stage.name, model, weights, logits))
-        return {"val/accuracy": 0.1 * len(seen)}  # every validation is the best so far
+        # every validation has the best accuracy so far, and the worst format reward
+        return {"val/accuracy": 0.1 * len(seen), "val/format_reward": 1.0 - 0.1 * len(seen)}
 
     def keep(*args, **kwargs):
         trainers.append(make_trainer(*args, **kwargs))
@@ -150,3 +151,11 @@ def test_a_lora_stage_after_another_takes_its_settings(tmp_path, monkeypatch):
     seen, trainers, run = run_stages(tmp_path, monkeypatch, lora_stages({**LORA, "r": 8}))
     with pytest.raises(EnvtuneError, match=r"stage second: .*lora settings differ .*\['r'\]"):
         run.run()
+
+
+def test_a_stage_judged_by_its_format_reward_keeps_the_checkpoint_that_metric_prefers(tmp_path, monkeypatch):
+    stage = {"name": "s", "split": "format", "reward": "format", "max_steps": 2, "transition": {"metric": "format_reward"}}
+    _, _, run = run_stages(tmp_path, monkeypatch, [stage])
+    result = run.run()["stages"][0]
+    assert (result["best_step"], result["best_accuracy"]) == (0, pytest.approx(0.9))  # not the best accuracy's step 2
+    assert "format_reward" in result["decision"]

@@ -18,7 +18,7 @@ from envtune.curriculum.run import CurriculumRun
 from envtune.env.oracle import ANSWER
 from envtune.models import tiny_model_path
 from envtune.verl.config import compose
-from envtune.verl.engine import VerlEngine, validation_accuracy
+from envtune.verl.engine import VerlEngine, validation_accuracy, validation_metric
 
 CONFIG = parse_config({
     "name": "worker",
@@ -83,3 +83,15 @@ def test_verls_validation_metric_names_are_what_the_engine_reads():
     assert validation_accuracy(metrics) == {
         "val/accuracy": 0.25, "val/accuracy_base": 0.5, "val/accuracy_miss_func": 0.0,
     }
+
+
+def test_a_stage_can_be_judged_by_the_progress_or_format_reward_verl_logs_per_category():
+    sources = np.array(["bfcl_multi_turn_base", "bfcl_multi_turn_base", "bfcl_multi_turn_miss_func"])
+    metrics = RayPPOTrainer._val_metrics_update(
+        None, sources, ["a", "b", "c"],
+        {"reward": [1.0, 0.5, 0.5], "acc": [1.0, 0.0, 0.0], "progress": [1.0, 0.5, 0.0], "format_reward": [1.0, 1.0, 0.5]}, [],
+    )
+    assert validation_metric(metrics, "accuracy") == 0.25
+    assert validation_metric(metrics, "progress") == pytest.approx((0.75 + 0.0) / 2)  # the mean over categories
+    assert validation_metric(metrics, "format_reward") == pytest.approx((1.0 + 0.5) / 2)
+    assert validation_metric({"actor/grad_norm": 1.0}, "progress") is None  # a step without validation
