@@ -33,7 +33,8 @@ def default_output(model: str, split: str) -> Path:
 
 def cmd_sft(args: argparse.Namespace) -> int:
     from envtune.sft.data import build_examples
-    from envtune.sft.training import SftSettings, claim_directory, load_trainable, train
+    from envtune.sft.recovery import check_recovery
+    from envtune.sft.training import SftSettings, check_settings, load_trainable, record_settings, train
     from envtune.train.engine import check_training_placement
 
     check_split(args.split)
@@ -41,6 +42,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
         raise EnvtuneError("--lora-alpha applies with --lora-r only; give --lora-r R to train a LoRA adapter")
     placement = check_training_placement(resolve_placement(args.device, args.dtype))
     episode = EpisodeConfig(**episode_overrides(args))
+    check_recovery(episode, args.recovery)
     lora = args.lora_r is not None
     settings = SftSettings(
         model=str(args.model), split=args.split, release=resolve_release(args.release).version,
@@ -52,7 +54,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
     )
     output = Path(args.output) if args.output else default_output(args.model, args.split)
     with exclusive_directory(output):
-        claim_directory(output, settings)
+        check_settings(output, settings)
         tasks = split_tasks(args.split, settings.release)[:args.max_tasks]
         model, tokenizer = load_trainable(settings, placement)
         built = build_examples(tasks, tokenizer, episode, args.max_completion_tokens, args.recovery, args.seed)
@@ -68,6 +70,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
         if built.without_mistake:
             print(f"  {len(built.without_mistake)} tasks have no call a recovery mistake applies to "
                   f"(first: {built.without_mistake[0]})")
+        record_settings(output, settings)
         result = train(settings, examples, model, tokenizer, output, placement)
     print(f"trained {result.steps} steps" + (f" (resumed from {result.resumed_from})" if result.resumed_from else "")
           + (f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""))

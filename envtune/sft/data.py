@@ -16,7 +16,7 @@ from typing import Sequence
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.rollout import ChatRenderer, GenerationRequest, Rollout, RolloutEngine, SamplingParams
-from envtune.sft.recovery import Mistake, find_mistake, scripted_reply
+from envtune.sft.recovery import Mistake, check_recovery, find_mistake, scripted_reply
 
 IGNORED = -100  # the label of a token without loss (what transformers' loss skips)
 
@@ -106,6 +106,7 @@ def build_examples(tasks: Sequence[Task], tokenizer, config: EpisodeConfig, max_
                    recovery: float = 0.0, seed: int = 0) -> ExampleSet:
     """One oracle example per task, plus `recovery` recovery examples per task (0.5: for half of
     them, 2: two each); episodes that do not fit `max_completion_tokens` are left out."""
+    check_recovery(config, recovery)
     planned = [(task, None) for task in tasks]
     without_mistake = []
     for task, rng in recovery_plan(tasks, recovery, seed):

@@ -75,12 +75,16 @@ def _wrong_call(kind: str, task: Task, call: str, rng: random.Random, seen: Sequ
     return with_tool_name(call, rng.choice(names)) if names else None
 
 
+def check_recovery(config: EpisodeConfig, rate: float) -> None:
+    """Recovery examples (`rate` per task) need room for the wrong reply and its correction in one turn."""
+    if rate > 0 and config.max_steps_per_turn < MIN_STEPS_PER_TURN:
+        raise EnvtuneError(f"--recovery needs --max-steps-per-turn of at least {MIN_STEPS_PER_TURN} (a wrong reply, "
+                           f"then its correction), not {config.max_steps_per_turn}; raise it or drop --recovery")
+
+
 def find_mistake(task: Task, config: EpisodeConfig, rng: random.Random) -> Mistake | None:
     """A seeded mistake in `task` that the environment answers with an error and after which the
     episode still ends as the oracle's does; None when no call of the task allows one."""
-    if config.max_steps_per_turn < MIN_STEPS_PER_TURN:
-        raise EnvtuneError(f"recovery examples need --max-steps-per-turn of at least {MIN_STEPS_PER_TURN} (a wrong "
-                           f"reply, then its correction), not {config.max_steps_per_turn}; raise it or drop --recovery")
     expected = rehearse(task, config, None).turn_successes
     seen = seen_values(task)
     positions = [(turn, index) for turn, calls in enumerate(task.ground_truth) for index in range(len(calls))]

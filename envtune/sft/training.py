@@ -48,19 +48,26 @@ class SftSettings:
     lora_alpha: int | None
 
 
-def claim_directory(output: Path, settings: SftSettings) -> None:
-    """Record `settings` in `output`, or check that they are the ones it was started with."""
+def _as_stored(settings: SftSettings) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(settings)))  # as JSON reads them back: tuples become lists
+
+
+def check_settings(output: Path, settings: SftSettings) -> None:
+    """Refuse `output` if it holds a run started with other settings."""
     path = output / SETTINGS_FILE
-    wanted = json.loads(json.dumps(asdict(settings)))  # as stored: tuples become lists
-    if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        differences = sorted(name for name in set(stored) | set(wanted) if stored.get(name) != wanted.get(name))
-        if differences:
-            shown = ", ".join(f"{name} {stored.get(name)!r} (now {wanted.get(name)!r})" for name in differences)
-            raise EnvtuneError(f"{output} holds an sft run with other settings: {shown}; rerun it with the same "
-                               f"settings to resume, or choose another --output")
+    if not path.is_file():
         return
-    write_json(path, wanted)
+    stored, wanted = json.loads(path.read_text(encoding="utf-8")), _as_stored(settings)
+    differences = sorted(name for name in set(stored) | set(wanted) if stored.get(name) != wanted.get(name))
+    if differences:
+        shown = ", ".join(f"{name} {stored.get(name)!r} (now {wanted.get(name)!r})" for name in differences)
+        raise EnvtuneError(f"{output} holds an sft run with other settings: {shown}; rerun it with the same "
+                           f"settings to resume, or choose another --output")
+
+
+def record_settings(output: Path, settings: SftSettings) -> None:
+    """Tie `output` to `settings`, once the model loaded and the examples were built."""
+    write_json(output / SETTINGS_FILE, _as_stored(settings))
 
 
 def load_trainable(settings: SftSettings, placement: Placement):
@@ -103,7 +110,7 @@ class SftResult:
 def train(settings: SftSettings, examples: Sequence[Example], model, tokenizer, output: Path,
           placement: Placement) -> SftResult:
     """Train on `examples` (resuming from the last complete checkpoint in `output`) and write
-    `output/final/`. The caller holds `output` (see `claim_directory`)."""
+    `output/final/`. The caller holds `output` and has recorded the settings there."""
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerState
     from transformers.trainer import TRAINER_STATE_NAME

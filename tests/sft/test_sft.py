@@ -108,6 +108,14 @@ def test_evaluation_splits_are_refused(tmp_path, capsys, split):
     assert not output.exists()
 
 
+def test_recovery_needs_room_for_the_correction_in_the_turn(tmp_path, capsys):
+    output = tmp_path / "run"
+    assert main(["sft", "--model", "tiny", "--split", "format", "--recovery", "1", "--max-steps-per-turn", "1",
+                 "--output", str(output)]) == 2
+    assert "--recovery needs --max-steps-per-turn of at least 2" in capsys.readouterr().err
+    assert not output.exists()
+
+
 def mean_loss(model, examples):
     with torch.no_grad():
         return sum(model(input_ids=torch.tensor([example.input_ids]), labels=torch.tensor([example.labels])).loss.item()
