@@ -13,6 +13,7 @@ from envtune.errors import EnvtuneError
 from envtune.eval import cli as eval_cli
 from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
+from envtune.sft import cli as sft_cli
 
 
 # Bad input or environment (a bad value or config, a malformed line, an unknown id, no cached
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_cli.register(commands)
     feedback_cli.register(commands)
     curriculum_cli.register(commands)
+    sft_cli.register(commands)
     eval_cli.register(commands)
     serve_cli.register(commands)
     return parser

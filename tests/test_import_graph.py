@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "envtune"
-SUBPACKAGES = ("bfcl", "env", "feedback", "rollout", "eval", "train", "verl", "curriculum")
+SUBPACKAGES = ("bfcl", "env", "feedback", "rollout", "eval", "train", "verl", "curriculum", "sft")
 
 
 def imported_modules(path: Path) -> set[str]:

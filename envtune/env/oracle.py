@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Sequence
 
 from envtune.bfcl.tasks import Task
 from envtune.env.episode import Episode, EpisodeConfig
@@ -21,14 +22,26 @@ PROMPT_ANSWER = "The request is handled."  # prompt mode: any reply that is not 
 ORACLE_PROTOCOLS = ("envtune", "prompt")
 
 
-def oracle_reply(episode: Episode) -> str:
-    """The oracle's next reply, in the episode's protocol (envtune or prompt)."""
+def _protocol(episode: Episode) -> str:
     protocol = episode.config.protocol
     if protocol not in ORACLE_PROTOCOLS:
         raise EnvtuneError(f"the oracle replies in the {' or '.join(ORACLE_PROTOCOLS)} protocol, not {protocol!r}")
+    return protocol
+
+
+def oracle_reply(episode: Episode) -> str:
+    """The oracle's next reply, in the episode's protocol (envtune or prompt)."""
+    protocol = _protocol(episode)
     calls = episode.task.ground_truth[episode.turn]
     if not calls or episode.step_in_turn > 0:
         return ANSWER if protocol == "envtune" else PROMPT_ANSWER
+    return calls_reply(episode, calls)
+
+
+def calls_reply(episode: Episode, calls: Sequence[str]) -> str:
+    """A reply that makes `calls` (call strings) in one step, in the episode's protocol (envtune or
+    prompt), written as the oracle writes its calls."""
+    protocol = _protocol(episode)
     structured = [episode.checker.session.describe(call) for call in calls]
     if protocol == "prompt":
         return "[" + ", ".join(call.to_python() for call in structured) + "]"

@@ -187,22 +187,27 @@ def _refuse_distributed_launch() -> None:
                            f"run `envtune tune` without a launcher, or use --engine verl for several GPUs or nodes")
 
 
+def check_training_placement(placement: Placement) -> Placement:
+    """`placement` if a single-process transformers trainer can train there, else the flag to change."""
+    import torch
+
+    if placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
+        raise EnvtuneError(f"--device {placement.device}: training runs on cpu or cuda:0; "
+                           f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
+    if placement.dtype == torch.float16:
+        raise EnvtuneError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
+                           "loss scaling); use --dtype bfloat16, float32 or auto")
+    return placement
+
+
 class TrlEngine:
     """Trains each stage with TRL on this machine, placed on one device, in one process."""
 
     name = "trl"
 
     def __init__(self, placement: Placement | None = None):
-        import torch
-
         _refuse_distributed_launch()
-        self.placement = placement or resolve_placement()
-        if self.placement.device not in ("cpu", "cuda:0"):  # the trainer puts a single-process run on cuda:0
-            raise EnvtuneError(f"--device {self.placement.device}: training runs on cpu or cuda:0; "
-                               f"to train on another GPU, make it cuda:0 with CUDA_VISIBLE_DEVICES")
-        if self.placement.dtype == torch.float16:
-            raise EnvtuneError("--dtype float16: training runs in bfloat16 or float32 (float16 weights would need "
-                               "loss scaling); use --dtype bfloat16, float32 or auto")
+        self.placement = check_training_placement(placement or resolve_placement())
 
     def run_stage(self, run: CurriculumRun, index: int, stage: StageConfig, start_from: str) -> StageResult:
         from envtune.train.grpo import EpisodeRollouts, make_trainer
