@@ -9,8 +9,8 @@ Reproducing a decision by hand. The history holds `steps` (optimizer steps done 
 counted from 0 at its start), validation points (step, accuracy in [0, 1]) and gradient norms
 (step, norm), each in increasing step order. A validation at step 0 scores the checkpoint the stage
 started from, which is a fair "best so far" for the stage. The validation value is the rule's
-`metric`: official task accuracy by default, or progress or the format reward (VALIDATION_METRICS),
-all in [0, 1]; below, "accuracy" stands for whichever it is.
+`metric`: official task accuracy by default, or progress (both in [0, 1]) or the format reward (in
+[0, 2]); below, "accuracy" stands for whichever it is.
 
 1. Best checkpoint. Non-finite accuracies (a failed validation run) are dropped and counted in
    `val_dropped`. The best point is the highest remaining accuracy; a tie goes to the EARLIEST step,
@@ -54,9 +54,11 @@ from envtune.errors import EnvtuneError
 
 Point = tuple[int, float]
 Stat = int | float | bool | None
-# What a stage's validations are judged by: official task accuracy, progress (mean turn success) or the
-# format reward (a format stage's model cannot solve tasks yet, so its accuracy says nothing)
-VALIDATION_METRICS = ("accuracy", "progress", "format_reward")
+# What a stage's validations are judged by, with the largest value each can take: official task
+# accuracy, progress (mean turn success) or the format reward (in [0, 2]; a format stage's model cannot
+# solve tasks yet, so its accuracy says nothing)
+METRIC_MAXIMUM = {"accuracy": 1.0, "progress": 1.0, "format_reward": 2.0}
+VALIDATION_METRICS = tuple(METRIC_MAXIMUM)
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,17 @@ class StageHistory:
     mislogged curve (unsorted, or accuracy in percent) fails loudly instead of deciding wrongly."""
 
     steps: int
-    val_accuracy: Sequence[Point] = ()
+    val_accuracy: Sequence[Point] = ()  # the values of `metric`
     grad_norm: Sequence[Point] = ()
+    metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise EnvtuneError(f"StageHistory.steps must be a non-negative integer, got {self.steps!r}")
-        object.__setattr__(self, "val_accuracy", _checked_points("val_accuracy", self.val_accuracy, self.steps, 1.0))
+        if self.metric not in METRIC_MAXIMUM:
+            raise EnvtuneError(f"StageHistory.metric must be one of {', '.join(VALIDATION_METRICS)}, got {self.metric!r}")
+        object.__setattr__(self, "val_accuracy",
+                           _checked_points("val_accuracy", self.val_accuracy, self.steps, METRIC_MAXIMUM[self.metric]))
         object.__setattr__(self, "grad_norm", _checked_points("grad_norm", self.grad_norm, self.steps, math.inf))
 
 
@@ -159,6 +165,8 @@ class TransitionRule:
 
     def decide(self, history: StageHistory) -> Decision:
         """Advance on a plateau with a stable gradient norm, or when the step budget is used up."""
+        if history.metric != self.metric:
+            raise EnvtuneError(f"the rule reads validation {self.metric}, but the history holds {history.metric}")
         valid = [(step, accuracy) for step, accuracy in history.val_accuracy if math.isfinite(accuracy)]
         best = max(valid, key=lambda point: (point[1], -point[0]), default=None)  # earliest on ties
         accuracy = self._accuracy_check(history.steps, valid, best)

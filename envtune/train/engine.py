@@ -142,7 +142,7 @@ class StageMonitor(TrainerCallback):
     def decide(self, step: int):
         history = StageHistory(
             steps=step, val_accuracy=[tuple(point) for point in self.val_accuracy],
-            grad_norm=[tuple(point) for point in self.grad_norm],
+            grad_norm=[tuple(point) for point in self.grad_norm], metric=self.stage.transition_rule.metric,
         )
         self.decision = self.run.decide(self.stage, history)
         return self.decision

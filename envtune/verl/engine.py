@@ -211,7 +211,7 @@ def stage_history(metrics: dict[int, dict[str, Any]], steps: int, metric: str = 
     val = [(step, value) for step, value in sorted(values.items()) if value is not None]
     grad = [(step, float(data[GRAD_NORM])) for step, data in sorted(metrics.items())
             if 0 < step <= steps and GRAD_NORM in data]
-    return StageHistory(steps=steps, val_accuracy=val, grad_norm=grad)
+    return StageHistory(steps=steps, val_accuracy=val, grad_norm=grad, metric=metric)
 
 
 def hand_off_step(history: StageHistory, checkpointed: list[int]) -> int | None:

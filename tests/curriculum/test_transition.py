@@ -236,8 +236,13 @@ def test_the_logged_statistics_always_have_the_same_keys(rule, history):
 
 
 def test_the_rule_names_the_metric_it_reads_and_refuses_an_unknown_one():
-    history = StageHistory(steps=3, val_accuracy=[(0, 0.0), (1, 0.5)], grad_norm=[(1, 1.0), (2, 1.0)])
+    points = {"val_accuracy": [(0, 0.0), (1, 1.5)], "grad_norm": [(1, 1.0), (2, 1.0)]}
+    history = StageHistory(steps=3, metric="format_reward", **points)  # the format reward lies in [0, 2]
     decision = TransitionRule(max_steps=3, metric="format_reward").decide(history)
-    assert "format_reward undecided, best 0.500 at step 1" in decision.reason
+    assert "format_reward undecided, best 1.500 at step 1" in decision.reason
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1.0\]"):
+        StageHistory(steps=3, metric="progress", **points)
+    with pytest.raises(ValueError, match="reads validation accuracy, but the history holds format_reward"):
+        TransitionRule(max_steps=3).decide(history)
     with pytest.raises(ValueError, match="metric must be one of accuracy, progress, format_reward, got 'bleu'"):
         TransitionRule(metric="bleu")

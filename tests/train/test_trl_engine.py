@@ -87,7 +87,7 @@ def run_stages(tmp_path, monkeypatch, stages, placement=None):
         weights = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
         seen.append(Seen(stage.name, model, weights, logits))
         # every validation has the best accuracy so far, and the worst format reward
-        return {"val/accuracy": 0.1 * len(seen), "val/format_reward": 1.0 - 0.1 * len(seen)}
+        return {"val/accuracy": 0.1 * len(seen), "val/format_reward": 2.0 - 0.1 * len(seen)}  # in [0, 2]
 
     def keep(*args, **kwargs):
         trainers.append(make_trainer(*args, **kwargs))
@@ -157,5 +157,5 @@ def test_a_stage_judged_by_its_format_reward_keeps_the_checkpoint_that_metric_pr
     stage = {"name": "s", "split": "format", "reward": "format", "max_steps": 2, "transition": {"metric": "format_reward"}}
     _, _, run = run_stages(tmp_path, monkeypatch, [stage])
     result = run.run()["stages"][0]
-    assert (result["best_step"], result["best_accuracy"]) == (0, pytest.approx(0.9))  # not the best accuracy's step 2
+    assert (result["best_step"], result["best_accuracy"]) == (0, pytest.approx(1.9))  # not the best accuracy's step 2
     assert "format_reward" in result["decision"]
