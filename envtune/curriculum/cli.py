@@ -62,7 +62,7 @@ def _check_vllm(engine: str, config: CurriculumConfig) -> None:
 
 def _config(args: argparse.Namespace) -> CurriculumConfig:
     if bool(args.config) == bool(args.preset):
-        raise EnvtuneError("give either --config FILE or --preset smoke|paper")
+        raise EnvtuneError(f"give either --config FILE or --preset {'|'.join(PRESETS)}")
     config = load_config(args.config or preset_path(args.preset))
     return override_vllm(override_episodes(config, **episode_overrides(args)), args.vllm)
 
@@ -120,7 +120,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("tune", help="run the curriculum (GRPO through TRL, or veRL on a cluster); rerun the same command to resume")
     parser.add_argument("--config", help="curriculum YAML, e.g. configs/no_augmentation.yaml")
-    parser.add_argument("--preset", choices=PRESETS, help="a packaged config: 'smoke' runs all stages briefly on CPU with the tiny model; "
+    parser.add_argument("--preset", choices=PRESETS, help="a packaged config: 'smoke' runs all stages briefly on CPU with the tiny model; 'learn' "
+                        "learns visibly on CPU from a warm start (see bench/learning.py); "
                         "'paper' is the paper's curriculum")
     parser.add_argument("--model", help="local path or Hugging Face id of a causal LM with a chat template ('tiny' or 'tiny-HIDDENxLAYERS': a local test model)")
     parser.add_argument("--output", help="run directory (default: runs/<config name>); an existing one is resumed")

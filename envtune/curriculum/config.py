@@ -59,7 +59,7 @@ from envtune.env.rewards import REWARDS
 from envtune.errors import EnvtuneError
 from envtune.rollout import SamplingParams
 
-PRESETS = ("smoke", "paper")  # configs shipped in envtune/curriculum/presets/
+PRESETS = ("smoke", "paper", "learn")  # configs shipped in envtune/curriculum/presets/
 
 
 def preset_path(name: str) -> Path:

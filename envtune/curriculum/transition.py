@@ -210,7 +210,7 @@ class TransitionRule:
         window_best = max(accuracy for _, accuracy in window)
         prior_best = max(accuracy for _, accuracy in prior)
         improvement = window_best - prior_best
-        slope = _least_squares_slope(window)
+        slope = least_squares_slope(window)
         flat = improvement < self.min_delta and (self.max_slope is None or slope < self.max_slope)
         slope_limit = "" if self.max_slope is None else f" (max {self.max_slope:g})"
         numbers = (f"{best_text}, {improvement:+.3f} over the last {self.patience} validations "
@@ -249,7 +249,7 @@ class TransitionRule:
                               f"{self.grad_window} norms (max {self.max_grad_cv:g}){spike_text}", stats)
 
 
-def _least_squares_slope(points: Sequence[Point]) -> float:
+def least_squares_slope(points: Sequence[Point]) -> float:
     """Slope of the least-squares line through (step, value); steps are distinct, so it is defined."""
     xs = [float(step) for step, _ in points]
     ys = [value for _, value in points]
