@@ -1,9 +1,10 @@
 """Does the RL path learn? The `learn` preset against a control that is the same run at learning rate 0.
 
-Both arms start from the same warm start (`envtune sft` on the `format` split's oracle episodes with
-the compact prompt, built once into `--work`), run the same stages with the same seeds, rollouts and
-validation (the `val` split, never trained on); the control only never changes its weights. For each
-seed the benchmark reads the runs' `metrics.jsonl` and reports, per arm:
+Both arms start from the same warm start (`envtune sft` on the oracle episodes of the `train` split,
+or of `format` with `--warm-split`, with the compact prompt, built once into `--work`/SPLIT), run
+the same stages with the same seeds, rollouts and validation (the `val` split, never trained on);
+the control only never changes its weights. For each seed the benchmark reads the runs'
+`metrics.jsonl` and reports, per arm:
 
 - the training reward mean at each step (TRL's `reward`, the stage reward of the step's rollouts);
 - at each validation: the format reward, progress and accuracy of greedy episodes.
@@ -14,7 +15,7 @@ interval (Student's t over the per-seed differences); and the least-squares slop
 reward per step of the progress stage (`train_reward_slope`, where the interval is the RL arm's).
 `--json PATH` writes, for each of the three, {"rl", "control", "diff", "ci95": [low, high], "seeds"}.
 
-    python bench/learning.py --json runs/learning.json        # 3 seeds, some 25 minutes on 2 cores
+    python bench/learning.py --json runs/learning.json        # 3 seeds, some 14 minutes on 2 cores
 
 Each run is `envtune tune` in a child process, as a user runs it; a rerun reuses the warm start and
 resumes unfinished runs (`--work` keeps them).
@@ -40,8 +41,8 @@ from envtune.run_files import read_jsonl
 
 ARMS = ("rl", "control")
 WARM_START = [
-    "--model", "tiny-128x4", "--split", "format", "--prompt", "compact", "--max-steps", "600",
-    "--learning-rate", "3e-3", "--gradient-accumulation-steps", "1", "--save-steps", "200",
+    "--model", "tiny-128x4", "--prompt", "compact", "--max-steps", "600", "--learning-rate", "3e-3",
+    "--gradient-accumulation-steps", "1", "--save-steps", "200",
 ]
 
 
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (default: 3)")
     parser.add_argument("--work", type=Path, default=Path("runs/learning"), help="warm start and runs (default: runs/learning)")
+    parser.add_argument("--warm-split", choices=("train", "format"), default="train",
+                        help="the split whose oracle episodes the warm start learns (default: train)")
     parser.add_argument("--json", metavar="PATH", help="write the three headline comparisons as JSON")
     args = parser.parse_args()
     if args.seeds < 2:
@@ -61,10 +64,10 @@ def envtune(*arguments: str) -> None:
     subprocess.run([sys.executable, "-m", "envtune", *arguments], check=True)
 
 
-def warm_start(work: Path) -> Path:
+def warm_start(work: Path, split: str) -> Path:
     output = work / "warm-start"
     if not (output / "final" / "config.json").is_file():
-        envtune("sft", *WARM_START, "--output", str(output))
+        envtune("sft", *WARM_START, "--split", split, "--output", str(output))
     return output / "final"
 
 
@@ -126,10 +129,11 @@ def main() -> None:
     print(command_line())
     stages = [stage.name for stage in load_config(preset_path("learn")).stages]
     format_stage, progress_stage = stages[0], stages[-1]
-    args.work.mkdir(parents=True, exist_ok=True)
+    work = args.work / args.warm_split  # each warm start keeps its own runs
+    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model = warm_start(args.work)
-    results = {(arm, seed): run_arm(args.work, model, arm, seed) for seed in range(args.seeds) for arm in ARMS}
+    model = warm_start(work, args.warm_split)
+    results = {(arm, seed): run_arm(work, model, arm, seed) for seed in range(args.seeds) for arm in ARMS}
     minutes = (time.perf_counter() - start) / 60
 
     finals: dict[str, dict[str, list[float]]] = {name: {arm: [] for arm in ARMS}
