@@ -15,7 +15,7 @@ interval (Student's t over the per-seed differences); and the least-squares slop
 reward per step of the progress stage (`train_reward_slope`, where the interval is the RL arm's).
 `--json PATH` writes, for each of the three, {"rl", "control", "diff", "ci95": [low, high], "seeds"}.
 
-    python bench/learning.py --json runs/learning.json        # 3 seeds, some 14 minutes on 2 cores
+    python bench/learning.py --json runs/learning.json        # 3 seeds, some 20 minutes on 2 cores
 
 Each run is `envtune tune` in a child process, as a user runs it; a rerun reuses the warm start and
 resumes unfinished runs (`--work` keeps them).
