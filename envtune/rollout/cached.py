@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -39,7 +39,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from envtune.errors import EnvtuneError
-from envtune.rollout.generation import GenerationRequest, SamplingParams, end_token_ids, inference
+from envtune.rollout.generation import GenerationRequest, HFBackend, SamplingParams, end_token_ids, inference
 
 
 
@@ -154,7 +154,7 @@ class _Cohort:
     rows: list[_Row]
     cache: Cache
     filled: torch.Tensor  # [rows, columns] bool: which columns hold each row's tokens
-    next_logits: torch.Tensor | None = None  # [rows, vocab]: the scores of each row's next token, once computed
+    next_logits: torch.Tensor  # [rows, vocab]: the scores of each row's next token
 
     @property
     def columns(self) -> int:
@@ -186,9 +186,9 @@ class _Prefilled:
     """A distinct prompt, prefilled alone: its keys and values per layer and its next-token scores."""
 
     tokens: list[int]
-    keys: list[torch.Tensor] = field(default_factory=list)  # per layer [1, kv heads, tokens, head dim]
-    values: list[torch.Tensor] = field(default_factory=list)
-    logits: torch.Tensor | None = None  # [vocab]
+    keys: list[torch.Tensor]  # per layer [1, kv heads, tokens, head dim]
+    values: list[torch.Tensor]
+    logits: torch.Tensor  # [vocab]
 
 
 class CachedHFBackend:
@@ -225,7 +225,7 @@ class CachedHFBackend:
             fresh = self._follow(by_episode)
             self._cohorts += self._start(fresh, device)
             for cohort in self._cohorts:
-                caps = [by_episode[row.episode_index].max_new_tokens or sampling.max_new_tokens for row in cohort.rows]
+                caps = [by_episode[row.episode_index].cap(sampling) for row in cohort.rows]
                 for row, completion in zip(cohort.rows, self._decode(cohort, caps, sampling)):
                     completions[row.episode_index] = completion
         return [completions[request.episode_index] for request in requests]
@@ -275,8 +275,8 @@ class CachedHFBackend:
         grouped by prompt length."""
         if not requests:
             return []
-        prompts = {tuple(request.prompt_ids): None for request in requests}
-        prefilled = {prompt: state for prompt, state in zip(sorted(prompts), self._prefill(sorted(prompts), device))}
+        prompts = sorted({tuple(request.prompt_ids) for request in requests})
+        prefilled = dict(zip(prompts, self._prefill(prompts, device)))
         ordered = sorted(requests, key=lambda request: (len(request.prompt_ids), tuple(request.prompt_ids)))
         return [self._cohort([(request.episode_index, prefilled[tuple(request.prompt_ids)])
                               for request in ordered[start:start + self.batch_size]], device)
@@ -384,8 +384,6 @@ def _chooser(sampling: SamplingParams):
 def hf_backend(model, tokenizer, batch_size: int = 16):
     """The fastest transformers backend the model allows: the cached one, or `HFBackend` for models
     with attention layers it does not cache (sliding windows)."""
-    from envtune.rollout.generation import HFBackend
-
     if cached_backend_supports(model):
         return CachedHFBackend(model, tokenizer, batch_size)
     return HFBackend(model, tokenizer, batch_size)

@@ -38,6 +38,10 @@ class GenerationRequest:
     episode_index: int  # which episode of the batch asks (scripted backends answer per episode; others ignore it)
     max_new_tokens: int | None = None  # this request's cap (what is left of its budget); None: the sampling's
 
+    def cap(self, sampling: SamplingParams) -> int:
+        """The most tokens this request's completion may have under `sampling`."""
+        return self.max_new_tokens or sampling.max_new_tokens
+
 
 class Completion(list):
     """A completion's token ids (it is the list) with the log-probability the sampler gave each one."""
@@ -93,7 +97,7 @@ class HFBackend:
         import torch
 
         batch = [list(request.prompt_ids) for request in chunk]
-        caps = [request.max_new_tokens or sampling.max_new_tokens for request in chunk]
+        caps = [request.cap(sampling) for request in chunk]
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([[self.pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)

@@ -1,9 +1,10 @@
 """Drive many episodes at once against a generation backend, token in / token out.
 
 Each round sends every active episode's token sequence to the backend in one call and feeds each
-reply (and its log-probs, when the backend reports them) to its `TokenDriver` (`envtune.rollout.driver`, which owns the budget and the stepping rules).
-Environment tokens are the chat template's rendering of the new messages after the model's end
-token, so every prefix equals what the template renders for the same messages.
+reply (and its log-probs, when the backend reports them) to its `TokenDriver`
+(`envtune.rollout.driver`, which owns the budget and the stepping rules). Environment tokens are
+the chat template's rendering of the new messages after the model's end token, so every prefix
+equals what the template renders for the same messages.
 """
 
 from __future__ import annotations

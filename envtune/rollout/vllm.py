@@ -55,7 +55,7 @@ class VLLMBackend:
         settings = {**self._settings(sampling), "detokenize": False}  # token ids are all we read
         params = [
             VLLMSamplingParams(
-                **settings, max_tokens=request.max_new_tokens or sampling.max_new_tokens,
+                **settings, max_tokens=request.cap(sampling),
                 **({} if sampling.seed is None else {"seed": sampling.seed + position}),
             )
             for position, request in enumerate(requests)
@@ -70,7 +70,7 @@ class VLLMBackend:
         group's identical prompts identical replies."""
         by_cap: dict[int, list[int]] = defaultdict(list)
         for position, request in enumerate(requests):
-            by_cap[request.max_new_tokens or sampling.max_new_tokens].append(position)
+            by_cap[request.cap(sampling)].append(position)
         settings = self._settings(sampling)
         extra = {"stop_token_ids": settings.pop("stop_token_ids")}  # a vLLM request field the client passes through
         completions: list[Completion | None] = [None] * len(requests)
