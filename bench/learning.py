@@ -1,10 +1,10 @@
 """Does the RL path learn? The `learn` preset against a control that is the same run at learning rate 0.
 
-Both arms start from the same warm start (`envtune sft` on the oracle episodes of the `train` split,
-or of `format` with `--warm-split`, with the compact prompt, built once into `--work`/SPLIT), run
-the same stages with the same seeds, rollouts and validation (the `val` split, never trained on);
-the control only never changes its weights. For each seed the benchmark reads the runs'
-`metrics.jsonl` and reports, per arm:
+Both arms start from the same warm start (`envtune sft` on the oracle episodes of the `format` split
+with the compact prompt, the one `make demo` builds; built once into `--work` unless `--warm-start`
+names one), run the same stages with the same seeds, rollouts and validation (the `val` split, never
+trained on); the control only never changes its weights. For each seed the benchmark reads the
+runs' `metrics.jsonl` and reports, per arm:
 
 - the training reward mean at each step (TRL's `reward`, the stage reward of the step's rollouts);
 - at each validation: the format reward, progress and accuracy of greedy episodes.
@@ -15,7 +15,7 @@ interval (Student's t over the per-seed differences); and the least-squares slop
 reward per step of the progress stage (`train_reward_slope`, where the interval is the RL arm's).
 `--json PATH` writes, for each of the three, {"rl", "control", "diff", "ci95": [low, high], "seeds"}.
 
-    python bench/learning.py --json runs/learning.json        # 3 seeds, some 20 minutes on 2 cores
+    python bench/learning.py --json runs/learning.json        # 4 seeds, some 25 minutes on 2 cores
 
 Each run is `envtune tune` in a child process, as a user runs it; a rerun reuses the warm start and
 resumes unfinished runs (`--work` keeps them).
@@ -42,20 +42,23 @@ from envtune.run_files import read_jsonl
 ARMS = ("rl", "control")
 WARM_START = [
     "--model", "tiny-128x4", "--prompt", "compact", "--max-steps", "600", "--learning-rate", "3e-3",
-    "--gradient-accumulation-steps", "1", "--save-steps", "200",
-]
+    "--gradient-accumulation-steps", "1", "--save-steps", "200", "--split", "format",
+]  # the recipe of `make demo`'s warm start (Makefile)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per arm (default: 3)")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per arm (default: 4)")
     parser.add_argument("--work", type=Path, default=Path("runs/learning"), help="warm start and runs (default: runs/learning)")
-    parser.add_argument("--warm-split", choices=("train", "format"), default="train",
-                        help="the split whose oracle episodes the warm start learns (default: train)")
+    parser.add_argument("--warm-start", type=Path, help="the model both arms start from (default: build one into "
+                        "--work with the recipe `make demo` uses)")
     parser.add_argument("--json", metavar="PATH", help="write the three headline comparisons as JSON")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (the interval is over seeds)")
+    if args.warm_start and not (args.warm_start / "config.json").is_file():
+        parser.error(f"--warm-start {args.warm_start}: no model there (a local directory with config.json, such as "
+                     "runs/warm-start/final after make demo)")
     return args
 
 
@@ -64,10 +67,10 @@ def envtune(*arguments: str) -> None:
     subprocess.run([sys.executable, "-m", "envtune", *arguments], check=True)
 
 
-def warm_start(work: Path, split: str) -> Path:
+def warm_start(work: Path) -> Path:
     output = work / "warm-start"
     if not (output / "final" / "config.json").is_file():
-        envtune("sft", *WARM_START, "--split", split, "--output", str(output))
+        envtune("sft", *WARM_START, "--output", str(output))
     return output / "final"
 
 
@@ -129,10 +132,10 @@ def main() -> None:
     print(command_line())
     stages = [stage.name for stage in load_config(preset_path("learn")).stages]
     format_stage, progress_stage = stages[0], stages[-1]
-    work = args.work / args.warm_split  # each warm start keeps its own runs
+    work = args.work
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    model = warm_start(work, args.warm_split)
+    model = args.warm_start or warm_start(work)
     results = {(arm, seed): run_arm(work, model, arm, seed) for seed in range(args.seeds) for arm in ARMS}
     minutes = (time.perf_counter() - start) / 60
 
@@ -153,14 +156,20 @@ def main() -> None:
                     print(f"    validation at step {step}: format reward {value:.3f}, progress {progress:.3f}, "
                           f"accuracy {accuracy:.3f}")
 
+    before = {name: curves(results["control", 0], format_stage)[name][0][1]
+              for name in ("val_format_reward", "val_progress", "val_accuracy")}
+    print(f"\nwarm start (every run's first validation): format reward {before['val_format_reward']:.3f}, "
+          f"progress {before['val_progress']:.3f}, accuracy {before['val_accuracy']:.3f}")
     summary = {
+        "warm_start": before,
         "val_format_reward": comparison(finals["val_format_reward"]["rl"], finals["val_format_reward"]["control"]),
         "val_progress": comparison(finals["val_progress"]["rl"], finals["val_progress"]["control"]),
         "train_reward_slope": comparison(finals["train_reward_slope"]["rl"], finals["train_reward_slope"]["control"],
                                          diff_interval=False),
     }
     print(f"\n{'metric':<20}{'rl':>9}{'control':>9}{'diff':>9}  95% interval   (per seed rl / control)")
-    for name, row in summary.items():
+    for name in finals:
+        row = summary[name]
         seeds = ", ".join(f"{a:.3f}/{b:.3f}" for a, b in zip(finals[name]["rl"], finals[name]["control"]))
         print(f"{name:<20}{row['rl']:>9.3f}{row['control']:>9.3f}{row['diff']:>9.3f}  "
               f"[{row['ci95'][0]:+.3f}, {row['ci95'][1]:+.3f}]  ({seeds})")

@@ -11,9 +11,10 @@ from envtune.curriculum.config import (
     vllm_stages,
 )
 from envtune.curriculum.run import CurriculumRun
+from envtune.curriculum.table import format_stage_table, stage_rows
 from envtune.errors import EnvtuneError
 from envtune.models import add_placement_arguments, resolve_placement
-from envtune.run_files import write_json
+from envtune.run_files import read_jsonl, write_json
 
 
 def _trl_engine(args: argparse.Namespace):
@@ -104,9 +105,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}{placed}, engine {args.engine}, "
           f"run directory {output}")
     summary = run.run()
-    for stage, result in zip(config.stages, summary["stages"]):
-        print(f"  {result['name']:<10} {result['steps']:>4} steps  best val {stage.transition_rule.metric} "
-              f"{result['best_accuracy']}  -> {result['decision'][:90]}")
+    print("\n" + format_stage_table(stage_rows(config, summary, read_jsonl(output / "metrics.jsonl"))) + "\n")
     print(f"final checkpoint: {summary['final_checkpoint']}")
     written = ("rollouts.jsonl, summary.json, stages/*/ (checkpoints, best-step-*, tensorboard)" if args.engine == "trl"
                else "summary.json, stages/*/ (data, veRL logs and config, checkpoints, selected/, tensorboard)")

@@ -16,6 +16,7 @@ A config has `defaults` (applied to every stage) and `stages` (each overriding w
     stages:
       - {name: syntax, split: format, reward: format, max_steps: 100}
       - {name: hints, split: train, categories: [base], reward: progress, episode: {feedback: augmented}}
+      - {name: quick, split: train, categories: [base], max_tasks: 8, ...}   # the first 8 base tasks only
 
 A config can start from another: `base: paper` (a preset) or `base: other.yaml` (a file, relative to
 the config's directory). The config merges over its base with `_merge`: mappings key by key, lists
@@ -49,10 +50,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
-from envtune.bfcl.tasks import CATEGORIES
+from envtune.bfcl.tasks import CATEGORIES, Task
 from envtune.curriculum.transition import TransitionRule
 from envtune.env.episode import EpisodeConfig
 from envtune.env.rewards import REWARDS
@@ -67,7 +68,7 @@ def preset_path(name: str) -> Path:
 
 
 STAGE_KEYS = {
-    "name", "split", "categories", "reward", "max_steps", "episode", "grpo", "sampling",
+    "name", "split", "categories", "max_tasks", "reward", "max_steps", "episode", "grpo", "sampling",
     "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl", "tasks_per_step",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
@@ -130,6 +131,7 @@ class StageConfig:
     reward: str
     max_steps: int
     categories: tuple[str, ...] = CATEGORIES
+    max_tasks: int | None = None  # a stratified subset of the split to train on (quick runs); None: all of it
     episode: EpisodeConfig = EpisodeConfig()
     grpo: Mapping[str, Any] = field(default_factory=dict)
     sampling: SamplingParams = SamplingParams()
@@ -266,6 +268,9 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     categories = tuple(raw.get("categories", CATEGORIES))
     if not categories or any(category not in CATEGORIES for category in categories):
         raise ConfigError(f"{where}: categories must be a non-empty subset of {', '.join(CATEGORIES)}, got {list(categories)}")
+    max_tasks = raw.get("max_tasks")
+    if max_tasks is not None and (not isinstance(max_tasks, int) or isinstance(max_tasks, bool) or max_tasks < 1):
+        raise ConfigError(f"{where}: max_tasks must be a positive integer (or null for the whole split), got {max_tasks!r}")
     if not isinstance(raw["max_steps"], int) or raw["max_steps"] < 1:
         raise ConfigError(f"{where}: max_steps must be a positive integer, got {raw['max_steps']!r}")
     validation = dict(raw.get("validation", {}))
@@ -284,7 +289,7 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
-        categories=categories, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
+        categories=categories, max_tasks=max_tasks, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
         lora=raw.get("lora"), verl=dict(verl),
@@ -298,13 +303,23 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     return stage
 
 
-def validation_tasks(stage: StageConfig, release: str | None):
+def _stratified(tasks: Sequence[Task], categories: Sequence[str], max_tasks: int | None) -> list[Task]:
+    """The tasks of `categories`, or the first ceil(max_tasks / len(categories)) of each category when
+    `max_tasks` caps them: a small subset still covers every category, at least one task each."""
+    if max_tasks is None:
+        return [task for task in tasks if task.category in categories]
+    per_category = max(1, math.ceil(max_tasks / len(categories)))
+    return [task for category in categories for task in [t for t in tasks if t.category == category][:per_category]]
+
+
+def training_tasks(stage: StageConfig, release: str | None) -> list[Task]:
+    """The tasks a stage trains on: its split's tasks of its categories, capped by `max_tasks`."""
+    return _stratified(split_tasks(stage.split, release), stage.categories, stage.max_tasks)
+
+
+def validation_tasks(stage: StageConfig, release: str | None) -> list[Task]:
     """The stage's validation split, or a stratified subset of `max_tasks` (same count per category)."""
-    tasks = split_tasks(stage.validation.split, release)
-    if stage.validation.max_tasks is None:
-        return tasks
-    per_category = max(1, math.ceil(stage.validation.max_tasks / len(CATEGORIES)))
-    return [task for category in CATEGORIES for task in [t for t in tasks if t.category == category][:per_category]]
+    return _stratified(split_tasks(stage.validation.split, release), CATEGORIES, stage.validation.max_tasks)
 
 
 def _read_document(path: Path, chain: tuple[Path, ...] = ()) -> Any:

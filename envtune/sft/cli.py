@@ -17,6 +17,8 @@ from envtune.run_files import exclusive_directory, write_json
 
 EVALUATION_SPLITS = ("val", "test", "heldout")
 
+LR_SCHEDULERS = ("linear", "constant", "cosine")  # transformers' names; the ones a warm start needs
+
 
 def check_split(split: str) -> None:
     """Only training tasks may be learned from: a warm start that saw validation or test tasks would
@@ -48,7 +50,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
         model=str(args.model), split=args.split, release=resolve_release(args.release).version,
         episode=asdict(episode), max_tasks=args.max_tasks, recovery=args.recovery,
         max_completion_tokens=args.max_completion_tokens, epochs=args.epochs, max_steps=args.max_steps,
-        learning_rate=args.learning_rate or (1e-4 if lora else 1e-5), batch_size=args.batch_size,
+        learning_rate=args.learning_rate or (1e-4 if lora else 1e-5), lr_scheduler=args.lr_scheduler,
+        batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps, save_steps=args.save_steps, seed=args.seed,
         lora_r=args.lora_r, lora_alpha=(args.lora_alpha or 2 * args.lora_r) if lora else None,
     )
@@ -110,7 +113,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     training.add_argument("--epochs", type=positive_float, default=1.0, help="passes over the examples (default 1)")
     training.add_argument("--max-steps", type=positive_int, help="optimizer steps, instead of --epochs")
     training.add_argument("--learning-rate", type=positive_float,
-                          help="peak learning rate, decayed linearly (default 1e-5; 1e-4 with --lora-r)")
+                          help="peak learning rate (default 1e-5; 1e-4 with --lora-r)")
+    training.add_argument("--lr-scheduler", choices=LR_SCHEDULERS, default="linear",
+                          help="how the learning rate moves over the run, as in transformers: linear decays it to 0, "
+                               "constant keeps it, cosine follows half a cosine (default: linear)")
     training.add_argument("--batch-size", type=positive_int, default=1, help="sequences per micro-batch (default 1)")
     training.add_argument("--gradient-accumulation-steps", type=positive_int, default=8,
                           help="micro-batches per optimizer step (default 8)")

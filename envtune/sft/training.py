@@ -40,6 +40,7 @@ class SftSettings:
     epochs: float
     max_steps: int | None  # None: `epochs` decides
     learning_rate: float
+    lr_scheduler: str  # a transformers scheduler name: linear, constant, cosine, ...
     batch_size: int
     gradient_accumulation_steps: int
     save_steps: int
@@ -92,7 +93,8 @@ def training_arguments(settings: SftSettings, output: Path, placement: Placement
 
     return TrainingArguments(
         output_dir=str(output), num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
-        learning_rate=settings.learning_rate, per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate, lr_scheduler_type=settings.lr_scheduler,
+        per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps, seed=settings.seed, data_seed=settings.seed,
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=2, logging_steps=1, report_to=[],
         use_cpu=not placement.on_gpu, bf16=placement.on_gpu and placement.dtype == torch.bfloat16,

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from transformers import TrainerCallback
 
 from envtune.bfcl.scoring import category_mean
-from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import CATEGORIES, task_index
-from envtune.curriculum.config import StageConfig, validation_tasks
+from envtune.curriculum.config import StageConfig, training_tasks, validation_tasks
 from envtune.curriculum.run import CurriculumRun, StageResult
 from envtune.curriculum.transition import StageHistory
 from envtune.env.episode import Episode
@@ -215,7 +214,7 @@ class TrlEngine:
         stage_dir = run.stage_dir(index, stage)
         model, tokenizer, peft_config = self.load_policy(start_from, stage)
         tasks = task_index(run.release)
-        train_ids = [task.id for task in split_tasks(stage.split, run.release) if task.category in stage.categories]
+        train_ids = [task.id for task in training_tasks(stage, run.release)]
         rollouts = EpisodeRollouts(
             tasks, tokenizer, stage.episode, SamplingParams(**{**asdict(stage.sampling), "seed": run.config.seed}),
             stage.max_completion_tokens, stage.generation_batch_size,

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from envtune.bfcl.release import resolve_release
-from envtune.bfcl.splits import split_tasks
 from envtune.bfcl.tasks import Task
-from envtune.curriculum.config import StageConfig, validation_tasks
+from envtune.curriculum.config import StageConfig, training_tasks, validation_tasks
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.errors import EnvtuneError
 
@@ -79,7 +78,7 @@ def row(task: Task, spec: EpisodeSpec, index: int, split: str, stage: str) -> di
 def stage_rows(stage: StageConfig, release: str | None = None) -> tuple[list[dict], list[dict]]:
     """(train rows, validation rows) of one stage."""
     version = resolve_release(release).version
-    train_tasks = [task for task in split_tasks(stage.split, version) if task.category in stage.categories]
+    train_tasks = training_tasks(stage, version)
     train_spec = {"release": version, "episode": stage.episode, "max_reply_tokens": stage.sampling.max_new_tokens}
     val_spec = {**train_spec, "episode": stage.validation_episode}
     train = [row(task, EpisodeSpec(task.id, **train_spec), index, stage.split, stage.name)

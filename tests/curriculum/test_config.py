@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from envtune.curriculum import config as config_module
-from envtune.curriculum.config import PRESETS, ConfigError, load_config, parse_config, preset_path
+from envtune.bfcl.splits import split_tasks
+from envtune.curriculum.config import PRESETS, ConfigError, load_config, parse_config, preset_path, training_tasks
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -77,6 +78,14 @@ def test_defaults_merge_into_stages():
     assert (stage.episode.feedback, stage.episode.prompt, stage.grpo["beta"]) == ("augmented", "extended", 0.1)
 
 
+def test_a_stage_trains_on_its_categories_or_a_stratified_subset_of_them():
+    whole = training_tasks(parse_config(base(categories=["base"])).stages[0], None)
+    assert [task.id for task in whole] == [task.id for task in split_tasks("train") if task.category == "base"]
+    subset = training_tasks(parse_config(base(categories=["miss_func", "miss_param"], max_tasks=4)).stages[0], None)
+    assert [task.category for task in subset] == ["miss_func", "miss_func", "miss_param", "miss_param"]
+    assert {task.id for task in subset} < {task.id for task in split_tasks("train")}
+
+
 @pytest.mark.parametrize(
     "document, message",
     [
@@ -85,6 +94,7 @@ def test_defaults_merge_into_stages():
         (base(reward="dense"), "reward 'dense' is not one of"),
         (base(max_steps=0), "max_steps must be a positive integer"),
         (base(categories=["misc"]), "categories must be a non-empty subset"),
+        (base(max_tasks=0), "max_tasks must be a positive integer (or null for the whole split), got 0"),
         (base(episode={"feedback": "loud"}), "feedback='loud' is not valid"),
         (base(validation={"often": 2}), "validation: unknown key 'often'"),
         (base(transition={"patiance": 3}), "transition: unknown transition-rule key(s): 'patiance'"),

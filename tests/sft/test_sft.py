@@ -153,6 +153,17 @@ def test_training_lowers_the_loss_writes_a_checkpoint_and_resumes(tmp_path, tiny
     assert "holds an sft run with other settings: max_steps 3 (now 4)" in capsys.readouterr().err
 
 
+def test_the_learning_rate_follows_the_chosen_schedule(tmp_path, tiny):
+    def rates(schedule):
+        assert sft(tmp_path / schedule, "--max-tasks", "1", "--max-steps", "2", "--lr-scheduler", schedule) == 0
+        state = json.loads((tmp_path / schedule / "checkpoint-2" / "trainer_state.json").read_text())
+        return [entry["learning_rate"] for entry in state["log_history"] if "loss" in entry]
+
+    assert rates("constant") == [1e-2, 1e-2]
+    linear = rates("linear")
+    assert 1e-2 >= linear[0] > linear[1]
+
+
 def test_lora_output_is_a_merged_plain_checkpoint(tmp_path, tiny):
     base, _ = tiny
     output = tmp_path / "lora"

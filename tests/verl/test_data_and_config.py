@@ -233,7 +233,8 @@ def test_dry_run_says_where_each_stages_data_is(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["tune", "--engine", "verl", "--preset", "smoke", "--dry-run", "--output", str(run)]) == 0
     out = capsys.readouterr().out
-    assert f"train: 75 tasks -> {run / 'stages' / '01-syntax' / 'data' / 'train.parquet'}" in out
+    # the smoke preset's stages train on subsets: 2 base tasks, then 8 missing-function and -parameter ones
+    assert f"train: 2 tasks -> {run / 'stages' / '01-syntax' / 'data' / 'train.parquet'}" in out
     hints = out[out.index("stage 2 (hints)"):out.index("stage 3 (hard)")]
-    assert f"train: 100 tasks -> {run / 'stages' / '02-hints' / 'data' / 'train.parquet'}" in hints
+    assert f"train: 8 tasks -> {run / 'stages' / '02-hints' / 'data' / 'train.parquet'}" in hints
     assert "val: 4 tasks" in hints  # the smoke preset validates on 4 tasks
