@@ -1,8 +1,8 @@
 """Does the RL path learn? The `learn` preset against a control that is the same run at learning rate 0.
 
 Both arms start from the same warm start (`envtune sft` on the oracle episodes of the `format` split
-with the compact prompt, the one `make demo` builds; built once into `--work` unless `--warm-start`
-names one), run the same stages with the same seeds, rollouts and validation (the `val` split, never
+with the compact prompt; `make demo` builds a cheaper one without the longest episodes; built once
+into `--work` unless `--warm-start` names one), run the same stages with the same seeds, rollouts and validation (the `val` split, never
 trained on); the control only never changes its weights. For each seed the benchmark reads the
 runs' `metrics.jsonl` and reports, per arm:
 
@@ -43,7 +43,7 @@ ARMS = ("rl", "control")
 WARM_START = [
     "--model", "tiny-128x4", "--prompt", "compact", "--max-steps", "600", "--learning-rate", "3e-3",
     "--gradient-accumulation-steps", "1", "--save-steps", "200", "--split", "format",
-]  # the recipe of `make demo`'s warm start (Makefile)
+]
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=4, help="seeds per arm (default: 4)")
     parser.add_argument("--work", type=Path, default=Path("runs/learning"), help="warm start and runs (default: runs/learning)")
     parser.add_argument("--warm-start", type=Path, help="the model both arms start from (default: build one into "
-                        "--work with the recipe `make demo` uses)")
+                        "--work, once)")
     parser.add_argument("--json", metavar="PATH", help="write the three headline comparisons as JSON")
     args = parser.parse_args()
     if args.seeds < 2:
