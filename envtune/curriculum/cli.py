@@ -11,7 +11,7 @@ from envtune.curriculum.config import (
     vllm_stages,
 )
 from envtune.curriculum.run import CurriculumRun
-from envtune.curriculum.table import format_stage_table, stage_rows
+from envtune.curriculum.table import format_stage_table, read_stage_rows
 from envtune.errors import EnvtuneError
 from envtune.models import add_placement_arguments, resolve_placement
 from envtune.run_files import read_jsonl, write_json
@@ -105,7 +105,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"envtune tune: config {config.name} ({len(config.stages)} stages), model {model}{placed}, engine {args.engine}, "
           f"run directory {output}")
     summary = run.run()
-    print("\n" + format_stage_table(stage_rows(config, summary, read_jsonl(output / "metrics.jsonl"))) + "\n")
+    print("\n" + format_stage_table(read_stage_rows(config, summary, read_jsonl(output / "metrics.jsonl"))) + "\n")
     print(f"final checkpoint: {summary['final_checkpoint']}")
     written = ("rollouts.jsonl, summary.json, stages/*/ (checkpoints, best-step-*, tensorboard)" if args.engine == "trl"
                else "summary.json, stages/*/ (data, veRL logs and config, checkpoints, selected/, tensorboard)")

@@ -45,7 +45,7 @@ def _ends(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values[:window]), statistics.fmean(values[-window:])
 
 
-def stage_rows(config: CurriculumConfig, summary: Mapping[str, Any],
+def read_stage_rows(config: CurriculumConfig, summary: Mapping[str, Any],
                metrics: Sequence[Mapping[str, Any]]) -> list[StageRow]:
     rows = []
     for stage, result in zip(config.stages, summary["stages"]):

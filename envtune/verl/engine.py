@@ -206,6 +206,16 @@ def validation_metric(metrics: dict[str, Any], metric: str) -> float | None:
     return category_mean(per_category) if per_category else None
 
 
+def validation_record(metrics: dict[str, Any], metric: str) -> dict[str, float]:
+    """What a step adds to the run's metrics.jsonl: the accuracies, and the transition metric under the
+    name the TRL engine logs it (`val/progress`, `val/format_reward`), so both engines' runs read alike."""
+    record = validation_accuracy(metrics)
+    value = validation_metric(metrics, metric)
+    if value is not None:
+        record[f"val/{metric}"] = value
+    return record
+
+
 def stage_history(metrics: dict[int, dict[str, Any]], steps: int, metric: str = "accuracy") -> StageHistory:
     values = {step: validation_metric(data, metric) for step, data in metrics.items() if step <= steps}
     val = [(step, value) for step, value in sorted(values.items()) if value is not None]
@@ -397,11 +407,11 @@ class VerlEngine:
     @staticmethod
     def _record(run: CurriculumRun, stage: StageConfig, paths: StagePaths, reached: int) -> None:
         """Copy veRL's steps up to the latest checkpoint into the run's metrics.jsonl (each step once,
-        with the validation accuracy added)."""
+        with the validation accuracy and the stage's transition metric added)."""
         recorded = {line["step"] for line in read_jsonl(run.output / "metrics.jsonl") if line.get("stage") == stage.name}
         for step, data in sorted(read_metrics(paths).items()):
             if step <= reached and step not in recorded:
-                run.log(stage, step, {**validation_accuracy(data), **data})
+                run.log(stage, step, {**validation_record(data, stage.transition_rule.metric), **data})
 
     @staticmethod
     def _prune(paths: StagePaths, history: StageHistory) -> None:

@@ -4,7 +4,7 @@ the reward moved, whether gradients flowed, and what validation said before and 
 import pytest
 
 from envtune.curriculum.config import parse_config
-from envtune.curriculum.table import format_stage_table, stage_rows
+from envtune.curriculum.table import format_stage_table, read_stage_rows
 
 CONFIG = parse_config({"name": "t", "stages": [
     {"name": "syntax", "split": "format", "reward": "format", "max_steps": 6, "transition": {"metric": "format_reward"}},
@@ -26,7 +26,7 @@ def trl_metrics():
 
 
 def test_each_stage_shows_its_reward_ends_gradient_validation_and_decision():
-    syntax, hints = stage_rows(CONFIG, SUMMARY, trl_metrics())
+    syntax, hints = read_stage_rows(CONFIG, SUMMARY, trl_metrics())
     assert syntax.steps == 6  # rewards: the first and the last third of 6 steps
     assert (syntax.reward_start, syntax.reward_end) == (pytest.approx(0.15), pytest.approx(0.7))
     assert (syntax.grad_norm, syntax.metric, syntax.val_before, syntax.val_after) == (1.0, "format_reward", 0.2, 0.7)
@@ -43,5 +43,5 @@ def test_each_stage_shows_its_reward_ends_gradient_validation_and_decision():
 
 def test_verl_metric_names_are_read_too():
     metrics = [{"stage": "syntax", "step": step, "critic/score/mean": 0.5, "actor/grad_norm": 2.0} for step in (1, 2, 3)]
-    syntax, _ = stage_rows(CONFIG, SUMMARY, metrics)
+    syntax, _ = read_stage_rows(CONFIG, SUMMARY, metrics)
     assert (syntax.reward_start, syntax.reward_end, syntax.grad_norm) == (0.5, 0.5, 2.0)

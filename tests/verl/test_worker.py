@@ -18,7 +18,7 @@ from envtune.curriculum.run import CurriculumRun
 from envtune.env.oracle import ANSWER
 from envtune.models import tiny_model_path
 from envtune.verl.config import compose
-from envtune.verl.engine import VerlEngine, validation_accuracy, validation_metric
+from envtune.verl.engine import VerlEngine, validation_accuracy, validation_metric, validation_record
 
 CONFIG = parse_config({
     "name": "worker",
@@ -95,3 +95,8 @@ def test_a_stage_can_be_judged_by_the_progress_or_format_reward_verl_logs_per_ca
     assert validation_metric(metrics, "progress") == pytest.approx((0.75 + 0.0) / 2)  # the mean over categories
     assert validation_metric(metrics, "format_reward") == pytest.approx((1.0 + 0.5) / 2)
     assert validation_metric({"actor/grad_norm": 1.0}, "progress") is None  # a step without validation
+    # the run's metrics.jsonl holds the metric under the TRL engine's name, which tune's stage table reads
+    assert validation_record(metrics, "progress") == {
+        "val/accuracy": 0.25, "val/accuracy_base": 0.5, "val/accuracy_miss_func": 0.0,
+        "val/progress": pytest.approx(0.375)}
+    assert validation_record({"actor/grad_norm": 1.0}, "format_reward") == {}
