@@ -36,7 +36,7 @@ def play_local(
                 engine = RolloutEngine(backend, tokenizer, config.sampling(sample), config.max_completion_tokens)
                 rollouts = engine.run(episodes)
                 for episode, rollout in zip(episodes, rollouts):
-                    yield episode_record(episode, rollout.record, sample, rollout.messages)
+                    yield episode_record(episode, rollout.record, sample, rollout.messages, rollout.turn_starts)
             finally:
                 for episode in episodes:
                     episode.close()
@@ -66,7 +66,8 @@ def play_endpoint(
 
     def finish(conversation: _Conversation) -> dict[str, Any]:
         driver = conversation.driver
-        record = episode_record(driver.episode, driver.record(), conversation.sample, driver.messages, conversation.error)
+        record = episode_record(driver.episode, driver.record(), conversation.sample, driver.messages, driver.turn_starts,
+                                conversation.error)
         driver.episode.close()
         return record
 

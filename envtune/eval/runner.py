@@ -75,9 +75,10 @@ class EvalConfig:
 
 
 def episode_record(episode: Episode, record: EpisodeRecord, sample: int, messages: list[dict],
-                   error: str | None = None) -> dict[str, Any]:
+                   turn_starts: Sequence[int], error: str | None = None) -> dict[str, Any]:
     """One (task, sample) as a line of results.jsonl: the official verdict of the calls that ran, the
-    episode record, the decoded trajectory and the conversation."""
+    episode record, the decoded trajectory and the conversation (`turn_starts`: the index in
+    `messages` where each played turn's request begins)."""
     verdict = episode.official_verdict()
     fields = record.to_json()
     del fields["task_id"]  # BFCL's key for it is "id"
@@ -86,7 +87,7 @@ def episode_record(episode: Episode, record: EpisodeRecord, sample: int, message
         "valid": verdict.valid and error is None, "failing_turn": verdict.failing_turn,
         "error_type": verdict.error_type, "reason": verdict.reason, "request_error": error,
         "progress": record.reward("progress"), **fields,
-        "decoded": episode.scored_trajectory(), "messages": messages,
+        "decoded": episode.scored_trajectory(), "messages": messages, "turn_starts": list(turn_starts),
     }
 
 

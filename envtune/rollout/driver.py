@@ -47,6 +47,7 @@ class Rollout:
     messages: list[Message]
     record: EpisodeRecord
     reward: float  # the episode's configured (stage) reward
+    turn_starts: tuple[int, ...] = ()  # index in `messages` of each played turn's first request message
 
     @property
     def truncated(self) -> bool:
@@ -63,6 +64,7 @@ class ChatDriver:
     def __init__(self, episode: Episode):
         self.episode = episode
         self.messages: list[Message] = episode.reset()
+        self.turn_starts = [1]  # where each turn's request begins in `messages` (the first after the system prompt)
         self.truncated = False
         self.model_tokens = 0
         self.context_tokens = 0  # the longest request so far, prompt and completion
@@ -80,6 +82,8 @@ class ChatDriver:
         """Play one reply: the episode steps and both the reply and its answer join the messages."""
         step = self.episode.step(message)
         self.messages = [*self.messages, message, *step.messages]
+        if step.request:
+            self.turn_starts.append(len(self.messages) - len(step.request))
         return step
 
     def record(self) -> EpisodeRecord:
@@ -194,5 +198,5 @@ class TokenDriver(ChatDriver):
         return Rollout(
             self.episode.task.id, self.prompt_ids, list(tokens.completion), list(tokens.mask),
             None if tokens.logprobs is None else list(tokens.logprobs), self.messages, record,
-            record.reward(self.episode.config.reward),
+            record.reward(self.episode.config.reward), tuple(self.turn_starts),
         )

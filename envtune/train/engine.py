@@ -77,7 +77,8 @@ def validate(backend: GenerationBackend, tokenizer, stage: StageConfig, tasks) -
 def rollout_record(rollout: Rollout) -> dict[str, Any]:
     """A rollout as a person reads it: the episode record, every reward and the conversation."""
     return {**rollout.record.to_json(), "reward": rollout.reward, "rewards": rollout.record.rewards(),
-            "messages": rollout.messages[1:]}  # the system prompt is in config
+            "messages": rollout.messages[1:],  # the system prompt is in config
+            "turn_starts": [start - 1 for start in rollout.turn_starts]}
 
 
 # ----- one stage -------------------------------------------------------------------------------

@@ -117,3 +117,16 @@ def test_the_chat_driver_counts_what_the_endpoint_reports(tasks):
     assert driver.messages[-len(step.messages):] == step.messages and driver.messages[-len(step.messages) - 1]["role"] == "assistant"
     record = driver.record()
     assert (record.model_tokens, record.total_tokens, record.responses, record.truncated) == (50, 730, 1, False)
+
+
+@pytest.mark.parametrize("task_id", ["multi_turn_base_0", "multi_turn_miss_func_0"])
+def test_turn_starts_point_at_each_turns_request(tasks, task_id):
+    task = tasks[task_id]
+    driver = ChatDriver(Episode(task, EpisodeConfig()))
+    while not driver.done:
+        driver.reply({"role": "assistant", "content": oracle_reply(driver.episode)})
+    assert len(driver.turn_starts) == task.num_turns
+    for turn, start in enumerate(driver.turn_starts):
+        assert driver.messages[start]["role"] == "user" and driver.messages[start - 1]["role"] in ("system", "assistant")
+        if task.turns[turn]:  # a held-out tool's turn shows the new tools instead of a request
+            assert driver.messages[start]["content"].endswith(task.turns[turn][0]["content"])
