@@ -13,6 +13,7 @@ from envtune.errors import EnvtuneError
 from envtune.eval import cli as eval_cli
 from envtune.eval import server as serve_cli
 from envtune.feedback import cli as feedback_cli
+from envtune.report import cli as report_cli
 from envtune.sft import cli as sft_cli
 
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft_cli.register(commands)
     eval_cli.register(commands)
     serve_cli.register(commands)
+    report_cli.register(commands)
     return parser
 
 

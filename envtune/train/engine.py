@@ -4,7 +4,7 @@ best checkpoint and stops the stage when the transition rule says so.
 
 Files it adds to the run directory (see `envtune.curriculum.run`):
 
-    rollouts.jsonl       sampled rollouts: messages, feedback, turn verdicts, rewards
+    rollouts.jsonl       sampled rollouts: stage, training step, messages, feedback, turn verdicts, rewards
     stages/NN-name/      the trainer's output: checkpoint-N/, best-step-N/, last/, TensorBoard events,
                          history.json (validations and grad norms the rule reads)
 
@@ -219,8 +219,11 @@ class TrlEngine:
         rollouts = EpisodeRollouts(
             tasks, tokenizer, stage.episode, SamplingParams(**{**asdict(stage.sampling), "seed": run.config.seed}),
             stage.max_completion_tokens, stage.generation_batch_size,
-            on_rollouts=lambda batch: [append_jsonl(run.output / "rollouts.jsonl", {"stage": stage.name, **rollout_record(r)})
-                                       for r in batch[:SAMPLED_ROLLOUTS_PER_BATCH]],
+            on_rollouts=lambda batch: [
+                append_jsonl(run.output / "rollouts.jsonl",
+                             {"stage": stage.name, "training_step": trainer.state.global_step + 1, **rollout_record(rollout)})
+                for rollout in batch[:SAMPLED_ROLLOUTS_PER_BATCH]
+            ],  # a batch is generated for the optimizer step after `global_step`
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
                                peft_config=peft_config)
