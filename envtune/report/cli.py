@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from envtune.cli_values import positive_int
+
 
 def cmd_report(args: argparse.Namespace) -> int:
     from envtune.report.page import write_report
 
-    output = write_report(args.paths, args.output)
+    output = write_report(args.paths, args.output, args.max_conversations)
     size = output.stat().st_size
     print(f"report written to {output} ({size / 1e6:.1f} MB); open it in a browser, no network needed")
     return 0
@@ -21,4 +23,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(Table 1 layout, 95%% intervals, per-task conversations), in one HTML file that opens offline.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a run directory of `envtune tune` or an output directory of `envtune eval`")
     parser.add_argument("--output", default="report.html", help="the HTML file to write (default: report.html)")
+    parser.add_argument("--max-conversations", type=positive_int, default=500, metavar="N",
+                        help="conversations kept per directory, spread evenly over its rollouts or tasks; the rest are "
+                             "listed without one (default 500)")
     parser.set_defaults(handler=cmd_report)

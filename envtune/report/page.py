@@ -23,6 +23,24 @@ from envtune.report.sources import EvalSource, RunSource, read_source
 from envtune.run_files import write_atomically
 
 TABLE_ONE_COLUMNS = (*CATEGORIES, "overall")  # the paper's Table 1: one row per model
+MAX_CONVERSATIONS = 500  # per directory: a paper-scale run or a 3-sample held-out eval stays a file to mail
+
+
+def kept_conversations(count: int, limit: int) -> set[int]:
+    """The indices of `count` items whose conversations the report keeps: all, or `limit` spread
+    evenly from the first to the last (so every stage of a long run keeps some)."""
+    if count <= limit:
+        return set(range(count))
+    if limit == 1:
+        return {0}
+    return {round(position * (count - 1) / (limit - 1)) for position in range(limit)}
+
+
+def _left_out(kind: str, count: int, limit: int) -> list[str]:
+    if count <= limit:
+        return []
+    return [f"{kind}: the conversations of {limit} of {count} are kept, spread evenly; the rest are listed without "
+            f"one (envtune report --max-conversations to keep more)"]
 
 
 def _tasks(release: str | None, notes: list[str]) -> dict[str, Task]:
@@ -61,8 +79,8 @@ def _stages(run: RunSource) -> list[dict[str, Any]]:
     return stages
 
 
-def _rollout(index: int, record: Mapping[str, Any], protocol: str, tasks: Mapping[str, Task]) -> dict[str, Any]:
-    turns = conversation_turns(record, protocol, _ground_truth(tasks, record["task_id"]))
+def _rollout(index: int, record: Mapping[str, Any], protocol: str, tasks: Mapping[str, Task], keep: bool) -> dict[str, Any]:
+    turns = conversation_turns(record, protocol, _ground_truth(tasks, record["task_id"])) if keep else None
     return {
         "index": index, "stage": record.get("stage"), "step": record.get("training_step"), "task": record["task_id"],
         "category": record.get("category", ""), "reward": record.get("reward"), "rewards": record.get("rewards", {}),
@@ -72,33 +90,36 @@ def _rollout(index: int, record: Mapping[str, Any], protocol: str, tasks: Mappin
     }
 
 
-def run_data(run: RunSource) -> dict[str, Any]:
-    notes: list[str] = []
+def run_data(run: RunSource, max_conversations: int = MAX_CONVERSATIONS) -> dict[str, Any]:
+    notes = _left_out("sampled rollouts", len(run.rollouts), max_conversations)
     tasks = _tasks(run.release, notes) if run.rollouts else {}
     protocols = {stage.name: stage.episode.protocol for stage in run.config.stages}
     stages = _stages(run)
     if not run.rollouts:
         notes.append("no sampled rollouts in this run directory (the veRL engine keeps its rollouts in its own logs)")
+    kept = kept_conversations(len(run.rollouts), max_conversations)
     return {
         "name": run.path.name, "path": str(run.path), "config": run.config.name, "model": run.model, "engine": run.engine,
         "release": run.release, "stages": stages, "figure": curriculum_figure(stages, run.metrics), "notes": notes,
-        "rollouts": [_rollout(index, record, protocols.get(record.get("stage"), "envtune"), tasks)
+        "rollouts": [_rollout(index, record, protocols.get(record.get("stage"), "envtune"), tasks, index in kept)
                      for index, record in enumerate(run.rollouts)],
     }
 
 
-def eval_data(evaluation: EvalSource) -> dict[str, Any]:
-    notes: list[str] = []
+def eval_data(evaluation: EvalSource, max_conversations: int = MAX_CONVERSATIONS) -> dict[str, Any]:
+    notes = _left_out("tasks", len(evaluation.records), max_conversations)
     settings = evaluation.settings
     tasks = _tasks(settings.get("release"), notes)
     protocol = settings.get("protocol", "envtune")
     records = []
-    for record in sorted(evaluation.records, key=lambda record: (record["category"], record["id"], record["sample"])):
+    ordered = sorted(evaluation.records, key=lambda record: (record["category"], record["id"], record["sample"]))
+    kept = kept_conversations(len(ordered), max_conversations)
+    for index, record in enumerate(ordered):
         records.append({
             "id": record["id"], "sample": record["sample"], "category": record["category"], "valid": record["valid"],
             "failing_turn": record.get("failing_turn"), "error_type": record.get("error_type"), "reason": record.get("reason"),
             "request_error": record.get("request_error"), "progress": record.get("progress"),
-            "turns": conversation_turns(record, protocol, _ground_truth(tasks, record["id"])),
+            "turns": conversation_turns(record, protocol, _ground_truth(tasks, record["id"])) if index in kept else None,
         })
     return {
         "name": evaluation.path.name, "path": str(evaluation.path), "model": evaluation.model, "settings": settings,
@@ -121,12 +142,13 @@ def table_one(evaluations: Sequence[EvalSource]) -> dict[str, Any]:
     return {"columns": list(TABLE_ONE_COLUMNS), "rows": rows, "figure": figure}
 
 
-def report_data(sources: Sequence[RunSource | EvalSource]) -> dict[str, Any]:
+def report_data(sources: Sequence[RunSource | EvalSource], max_conversations: int = MAX_CONVERSATIONS) -> dict[str, Any]:
     runs = [source for source in sources if isinstance(source, RunSource)]
     evaluations = [source for source in sources if isinstance(source, EvalSource)]
     return {
         "generated": datetime.datetime.now().isoformat(timespec="seconds"), "version": __version__,
-        "runs": [run_data(run) for run in runs], "evals": [eval_data(evaluation) for evaluation in evaluations],
+        "runs": [run_data(run, max_conversations) for run in runs],
+        "evals": [eval_data(evaluation, max_conversations) for evaluation in evaluations],
         "table_one": table_one(evaluations) if evaluations else None,
     }
 
@@ -150,8 +172,9 @@ def render(data: Mapping[str, Any]) -> str:
     ])
 
 
-def write_report(paths: Sequence[str | Path], output: str | Path) -> Path:
-    """Read every directory in `paths` and write the report to `output` (atomically)."""
+def write_report(paths: Sequence[str | Path], output: str | Path, max_conversations: int = MAX_CONVERSATIONS) -> Path:
+    """Read every directory in `paths` and write the report to `output` (atomically), with the
+    conversations of at most `max_conversations` rollouts or tasks per directory."""
     if not paths:
         raise EnvtuneError("give at least one run directory (envtune tune --output) or eval directory (envtune eval --output)")
     try:
@@ -159,7 +182,7 @@ def write_report(paths: Sequence[str | Path], output: str | Path) -> Path:
     except ImportError:
         raise EnvtuneError("envtune report draws its plots with Plotly: pip install 'envtune[report]'") from None
     sources = [read_source(path) for path in paths]
-    html = render(report_data(sources))
+    html = render(report_data(sources, max_conversations))
     output = Path(output)
     if output.is_dir():
         raise EnvtuneError(f"--output {output} is a directory; give a file name such as {output / 'report.html'}")

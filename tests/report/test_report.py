@@ -8,7 +8,8 @@ import pytest
 from envtune.cli import main
 from envtune.errors import EnvtuneError
 from envtune.report.conversation import conversation_turns, split_hints
-from envtune.report.page import render, report_data, table_one
+from envtune.curriculum.config import preset_path
+from envtune.report.page import kept_conversations, render, report_data, table_one
 from envtune.report.sources import EvalSource, read_source
 from envtune.train.engine import rollout_record
 from hinted_rollout import HINT_KIND, WRONG_CD, played_rollout
@@ -103,3 +104,21 @@ def test_the_page_inlines_everything_and_text_cannot_escape_its_script(tmp_path,
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html, re.IGNORECASE)
     payload = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.DOTALL).group(1)
     assert json.loads(payload)["evals"][0]["records"][0]["reason"] == hostile
+
+
+@pytest.mark.parametrize(("count", "limit", "kept"), [(3, 5, {0, 1, 2}), (10, 4, {0, 3, 6, 9}), (10, 1, {0}), (5, 5, {0, 1, 2, 3, 4})])
+def test_a_long_run_keeps_conversations_spread_from_first_to_last(count, limit, kept):
+    assert kept_conversations(count, limit) == kept
+
+
+def test_conversations_past_the_limit_are_listed_without_one(tmp_path, tasks):
+    task = tasks["multi_turn_base_0"]
+    line = {"stage": "hints", "training_step": 1, **rollout_record(played_rollout(task))}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(preset_path("smoke").read_text())
+    (run / "state.json").write_text(json.dumps({"stages": []}))
+    (run / "rollouts.jsonl").write_text("\n".join(json.dumps({**line, "training_step": step}) for step in range(1, 6)) + "\n")
+    data = report_data([read_source(run)], max_conversations=2)["runs"][0]
+    assert [rollout["step"] for rollout in data["rollouts"] if rollout["turns"] is not None] == [1, 5]
+    assert len(data["rollouts"]) == 5 and "the conversations of 2 of 5 are kept" in data["notes"][0]

@@ -95,6 +95,10 @@ function renderTurn(turn) {
 
 function renderConversation(container, title, facts, turns) {
   container.replaceChildren(el("h3", { text: title }), el("div", { class: "muted", text: facts }));
+  if (turns === null) {
+    container.append(el("div", { class: "empty", text: "conversation left out of this report (envtune report --max-conversations)" }));
+    return;
+  }
   if (!turns.length) container.append(el("div", { class: "empty", text: "no turns were played" }));
   for (const turn of turns) container.append(renderTurn(turn));
 }
