@@ -62,3 +62,11 @@ def add_episode_arguments(
 def episode_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The EpisodeConfig fields given on the command line (not None), by field name."""
     return {field: getattr(args, field) for field in EPISODE_FIELDS if getattr(args, field) is not None}
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser, quiet: str, extra: str = "") -> None:
+    """`--verbose`: the libraries' own output back on the console (see `envtune.console.quiet_libraries`).
+    `quiet` says what the command prints without it, `extra` what else it shows with it."""
+    shown = ", ".join(filter(None, (extra, "info logs, warnings and the progress bars of loading and saving weights")))
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"also show the libraries' own output: {shown} (default: {quiet}; errors always show)")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from envtune.bfcl.release import cache_dir
+from envtune.console import status
 from envtune.errors import EnvtuneError
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ def tiny_model_path(seed: int = 0, release: str | None = None, hidden_size: int 
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    status(f"building the tiny model {hidden_size}x{layers} (random weights, a tokenizer trained on the benchmark's text) "
+           f"into {target} ...")
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
     try:
         tokenizer = build_tokenizer(release=release)
@@ -230,13 +233,15 @@ def load_model_and_tokenizer(path_or_id: str | os.PathLike, dtype=None, device: 
         if dtype is not None or device is not None:
             raise TypeError("give either placement or dtype/device, not both")
         dtype, device = placement.dtype, placement.device
+    dtype = dtype or torch.float32
     path = local_model_path(path_or_id)
+    status(f"loading model {path_or_id} on {device or 'cpu'} ({str(dtype).removeprefix('torch.')}) ...")
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.chat_template is None:
         raise EnvtuneError(f"the tokenizer of {path_or_id} has no chat template; envtune needs one to render episodes")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if device:
         model.to(device)
     return model, tokenizer

@@ -21,6 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from envtune.console import status
 from envtune.errors import EnvtuneError
 
 CACHE_ENV_VAR = "ENVTUNE_CACHE_DIR"
@@ -142,6 +144,7 @@ def fetch(release: BfclRelease, wheel: Path | None = None) -> Path:
             return root
     if wheel is not None:
         return install_wheel(release, Path(wheel))
+    status(f"downloading bfcl-eval {release.version} from PyPI (pip download, the wheel only) ...")
     with tempfile.TemporaryDirectory(prefix="envtune-bfcl-") as download_dir:
         command = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from envtune.cli_options import add_episode_arguments, episode_overrides
+from envtune.cli_options import add_episode_arguments, add_verbose_argument, episode_overrides
+from envtune.console import quiet_libraries
 from envtune.curriculum.config import (
     PRESETS, VERL_ROLLOUT_ENGINE, VLLM_MODES, CurriculumConfig, load_config, override_episodes, override_vllm, preset_path,
     vllm_stages,
@@ -20,7 +21,7 @@ from envtune.run_files import read_jsonl, write_json
 def _trl_engine(args: argparse.Namespace):
     from envtune.train.engine import TrlEngine
 
-    return TrlEngine(resolve_placement(args.device, args.dtype))
+    return TrlEngine(resolve_placement(args.device, args.dtype), verbose=args.verbose)
 
 
 def _verl_engine(args: argparse.Namespace):
@@ -86,6 +87,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_engine_flags(args)
     config = _config(args)
     _check_vllm(args.engine, config)
+    if not args.verbose:
+        quiet_libraries()
     model = args.model or ("tiny" if args.preset == "smoke" else None)
     if model is None:
         raise EnvtuneError("--model is required: a local path or a Hugging Face model id ('tiny' for the local test model, 'tiny-128x4' for a larger one)")
@@ -130,6 +133,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     episode = parser.add_argument_group("episode settings of every stage (validation always plays with standard feedback)")
     add_episode_arguments(episode, protocols=("envtune", "prompt"), defaults=None)
     add_placement_arguments(parser)
+    add_verbose_argument(parser, quiet="a line per training step, and each stage's row of the table as it ends",
+                         extra="TRL's metric dict per step and its progress bar")
     parser.add_argument("--vllm", choices=VLLM_MODES,
                         help="TRL engine: every stage's rollouts and validation episodes generate with vLLM (grpo.use_vllm), "
                              "colocate: in this process on the training GPU; server: a `trl vllm-serve` server (TRL looks for it at "

@@ -25,9 +25,10 @@ from typing import Any, Mapping, Protocol
 
 from envtune.bfcl.release import resolve_release
 from envtune.curriculum.config import CurriculumConfig, StageConfig
+from envtune.curriculum.table import format_stage_table, stage_row
 from envtune.curriculum.transition import Decision, StageHistory
 from envtune.errors import EnvtuneError
-from envtune.run_files import append_jsonl, exclusive_directory, write_atomically, write_json
+from envtune.run_files import append_jsonl, exclusive_directory, read_jsonl, write_atomically, write_json
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ class CurriculumRun:
             document["episode_overrides"] = dict(self.config.episode_overrides)
         write_atomically(self.output / "config.yaml", yaml.safe_dump(document, sort_keys=False))
 
+    def _print_stage_row(self, stage: StageConfig, result: StageResult) -> None:
+        """The stage's row of the table the run ends with, as soon as the stage is done."""
+        row = stage_row(stage, result.to_json(), read_jsonl(self.output / "metrics.jsonl"))
+        print("\n" + format_stage_table([row], footnote=False) + "\n", flush=True)
+
     def run(self) -> dict[str, Any]:
         """Run every stage not yet finished; returns the summary. One process at a time holds the
         run directory: a second `tune` on it is refused while the first lives."""
@@ -133,6 +139,7 @@ class CurriculumRun:
                     done = self.engine.run_stage(self, index, stage, start_from)
                     state["stages"].append(done.to_json())
                     write_json(self.state_path, state)
+                    self._print_stage_row(stage, done)
                 start_from = done.hand_off or start_from
             summary = {"config": self.config.name, "model": self.model_source, "engine": self.engine.name,
                        "release": self.release, "final_checkpoint": start_from, "stages": state["stages"]}

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from envtune.bfcl.splits import ALL, SPLIT_NAMES, split_tasks
 from envtune.bfcl.tasks import task_index
-from envtune.cli_options import add_episode_arguments, episode_overrides
+from envtune.cli_options import add_episode_arguments, add_verbose_argument, episode_overrides
 from envtune.cli_values import non_negative_float, non_negative_int, positive_float, positive_int
+from envtune.console import quiet_libraries
 from envtune.env.protocols import PROTOCOLS
 from envtune.models import add_placement_arguments
 from envtune.errors import EnvtuneError
@@ -94,10 +95,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from envtune.models import load_model_and_tokenizer, resolve_placement
         from envtune.rollout.cached import hf_backend
 
+        if not args.verbose:
+            quiet_libraries()
         placement = resolve_placement(args.device, args.dtype)
-        model, tokenizer = load_model_and_tokenizer(args.model, placement=placement)
         print(f"envtune eval: {len(tasks)} tasks x {args.samples} samples, model {args.model} on {placement.describe()}, "
               f"results in {output}", file=sys.stderr)
+        model, tokenizer = load_model_and_tokenizer(args.model, placement=placement)
         player = partial(play_local, backend=hf_backend(model, tokenizer, args.batch_size), tokenizer=tokenizer, config=config)
     summary = evaluate(tasks, player, config, output, model=str(args.model), release=args.release, resume=args.resume)
     print(summary_table(summary))
@@ -131,6 +134,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="episodes generated together (local models)")
     parser.add_argument("--seed", type=int, default=0)
     add_placement_arguments(parser)
+    add_verbose_argument(parser, quiet="one progress bar, with the running accuracy, on a terminal")
     parser.add_argument("--output", help="results directory (default: runs/eval/<model name>-<hash of model and endpoint>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --output: play unfinished tasks and retry those that ended on a request error")

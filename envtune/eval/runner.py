@@ -91,6 +91,26 @@ def episode_record(episode: Episode, record: EpisodeRecord, sample: int, message
     }
 
 
+@dataclass
+class RunningScore:
+    """What the progress bar shows beside it as episodes finish: the share that passed so far, and the
+    request errors, if any (counted as failures, as in the table)."""
+
+    finished: int = 0
+    valid: int = 0
+    request_errors: int = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.finished += 1
+        self.valid += bool(record["valid"])
+        self.request_errors += record["request_error"] is not None
+
+    def describe(self) -> str:
+        accuracy = f"accuracy {self.valid / self.finished:.1%}" if self.finished else "accuracy -"
+        errors = self.request_errors
+        return accuracy + (f", {errors} request error{'s' * (errors != 1)}" if errors else "")
+
+
 def evaluate(
     tasks: Sequence[Task], player: Player, config: EvalConfig, output: str | Path,
     model: str = "", release: str | None = None, resume: bool = False,
@@ -119,9 +139,12 @@ def evaluate(
         finished = {(record["id"], record["sample"]) for record in latest_records(read_jsonl(results_path)).values()
                     if record.get("request_error") is None}
         todo = [(task, sample) for sample in range(config.samples) for task in tasks if (task.id, sample) not in finished]
+        score = RunningScore()
         with tqdm(total=len(todo), desc="evaluating", unit="episode", disable=None) as progress:
             for record in player(todo):
                 append_jsonl(results_path, record)
+                score.add(record)
+                progress.set_postfix_str(score.describe(), refresh=False)
                 progress.update(1)
         return summarize_run(output, tasks)
 

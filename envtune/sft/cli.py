@@ -8,8 +8,9 @@ from pathlib import Path
 
 from envtune.bfcl.release import resolve_release
 from envtune.bfcl.splits import SPLIT_NAMES, split_tasks
-from envtune.cli_options import EPISODE_FIELDS, add_episode_arguments, episode_overrides
+from envtune.cli_options import EPISODE_FIELDS, add_episode_arguments, add_verbose_argument, episode_overrides
 from envtune.cli_values import non_negative_float, positive_float, positive_int
+from envtune.console import quiet_libraries
 from envtune.env.episode import EpisodeConfig
 from envtune.errors import EnvtuneError
 from envtune.models import add_placement_arguments, resolve_placement
@@ -42,6 +43,8 @@ def cmd_sft(args: argparse.Namespace) -> int:
     check_split(args.split)
     if (args.lora_alpha is not None) and args.lora_r is None:
         raise EnvtuneError("--lora-alpha applies with --lora-r only; give --lora-r R to train a LoRA adapter")
+    if not args.verbose:
+        quiet_libraries()
     placement = check_training_placement(resolve_placement(args.device, args.dtype))
     episode = EpisodeConfig(**episode_overrides(args))
     check_recovery(episode, args.recovery)
@@ -74,7 +77,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
             print(f"  {len(built.without_mistake)} tasks have no call a recovery mistake applies to "
                   f"(first: {built.without_mistake[0]})")
         record_settings(output, settings)
-        result = train(settings, examples, model, tokenizer, output, placement)
+        result = train(settings, examples, model, tokenizer, output, placement, verbose=args.verbose)
     print(f"trained {result.steps} steps" + (f" (resumed from {result.resumed_from})" if result.resumed_from else "")
           + (f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""))
     print(f"final model: {result.final} (use it as --model of envtune tune, eval or serve)")
@@ -126,4 +129,5 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "(saved merged into the model); default: train every weight")
     training.add_argument("--lora-alpha", type=positive_int, help="LoRA alpha (default 2 x --lora-r)")
     add_placement_arguments(parser)
+    add_verbose_argument(parser, quiet="the training progress bar with the latest loss", extra="the trainer's metric dict per step")
     parser.set_defaults(handler=cmd_sft)

@@ -16,11 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from transformers import ProgressCallback
+
 from envtune.errors import EnvtuneError
 from envtune.models import Placement, load_model_and_tokenizer
 from envtune.run_files import write_json
 from envtune.sft.data import IGNORED, Example
-from envtune.train.engine import last_complete_checkpoint
+from envtune.train.engine import last_complete_checkpoint, remove_console_callbacks
 
 SETTINGS_FILE = "settings.json"
 FINAL = "final"
@@ -101,6 +103,15 @@ def training_arguments(settings: SftSettings, output: Path, placement: Placement
     )
 
 
+class LossBar(ProgressCallback):
+    """transformers' training progress bar with the latest loss beside it, instead of a metric dict
+    written under it every step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.training_bar is not None and "loss" in (logs or {}):
+            self.training_bar.set_postfix_str(f"loss {logs['loss']:.4f}")
+
+
 @dataclass(frozen=True)
 class SftResult:
     steps: int
@@ -110,9 +121,10 @@ class SftResult:
 
 
 def train(settings: SftSettings, examples: Sequence[Example], model, tokenizer, output: Path,
-          placement: Placement) -> SftResult:
+          placement: Placement, verbose: bool = False) -> SftResult:
     """Train on `examples` (resuming from the last complete checkpoint in `output`) and write
-    `output/final/`. The caller holds `output` and has recorded the settings there."""
+    `output/final/`. The caller holds `output` and has recorded the settings there. The console gets
+    a progress bar with the loss (`LossBar`); `verbose` keeps transformers' metric dict per step."""
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainerState
     from transformers.trainer import TRAINER_STATE_NAME
@@ -128,6 +140,9 @@ def train(settings: SftSettings, examples: Sequence[Example], model, tokenizer, 
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORED)
     trainer = Trainer(model=model, args=training_arguments(settings, output, placement), train_dataset=dataset,
                       data_collator=collator)
+    if not verbose:
+        remove_console_callbacks(trainer)
+        trainer.add_callback(LossBar)
     checkpoint = last_complete_checkpoint(output)
     state = TrainerState.load_from_json(str(checkpoint / TRAINER_STATE_NAME)) if checkpoint else None
     if state is not None and state.global_step >= state.max_steps:

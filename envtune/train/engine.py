@@ -16,15 +16,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from envtune.bfcl.scoring import category_mean
 from envtune.bfcl.tasks import CATEGORIES, task_index
+from envtune.console import status
 from envtune.curriculum.config import StageConfig, training_tasks, validation_tasks
+from envtune.curriculum.console import step_line
 from envtune.curriculum.run import CurriculumRun, StageResult
 from envtune.curriculum.transition import StageHistory
 from envtune.env.episode import Episode
@@ -47,6 +50,13 @@ def last_complete_checkpoint(stage_dir: Path) -> Path | None:
         if (path / "trainer_state.json").is_file() and path.name.split("-")[-1].isdigit()
     ]
     return max(complete, key=lambda path: int(path.name.split("-")[-1]), default=None)
+
+
+def remove_console_callbacks(trainer) -> None:
+    """Take transformers' progress bar and metric-dict printer off a trainer (it has one or the other,
+    as the log level decides), so that the console shows envtune's own lines."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
 
 
 # ----- validation ------------------------------------------------------------------------------
@@ -83,10 +93,10 @@ def rollout_record(rollout: Rollout) -> dict[str, Any]:
 
 # ----- one stage -------------------------------------------------------------------------------
 class StageMonitor(TrainerCallback):
-    """Trainer callback: logs metrics, validates every `every` steps, keeps the best checkpoint and
-    stops the stage when the transition rule says so. Validation generates as the trainer's rollouts
-    do (`rollout_backend`: vLLM when the trainer uses it), and the checkpoints are `trainer.model`'s
-    (with LoRA the PEFT wrapper, so they hold the adapters)."""
+    """Trainer callback: logs metrics, validates every `every` steps, keeps the best checkpoint, prints
+    a line per step (`step_line`) and stops the stage when the transition rule says so. Validation
+    generates as the trainer's rollouts do (`rollout_backend`: vLLM when the trainer uses it), and the
+    checkpoints are `trainer.model`'s (with LoRA the PEFT wrapper, so they hold the adapters)."""
 
     def __init__(self, run: CurriculumRun, index: int, stage: StageConfig, trainer, tokenizer):
         self.run, self.index, self.stage = run, index, stage
@@ -100,13 +110,14 @@ class StageMonitor(TrainerCallback):
         self.val_tasks = validation_tasks(stage, run.release)
         self.decision = None
         self._due: int | None = None
+        self._clock: tuple[float, int] | None = None  # (time, global step) when this process began training
 
     def _save_history(self) -> None:
         write_json(self.history_path, {
             "val_accuracy": self.val_accuracy, "grad_norm": self.grad_norm, "best_checkpoint": self.best_checkpoint,
         })
 
-    def _validate(self, step: int) -> None:
+    def _validate(self, step: int) -> dict[str, float]:
         backend = rollout_backend(self.trainer, self.tokenizer, self.stage.generation_batch_size)
         metrics = validate(backend, self.tokenizer, self.stage, self.val_tasks)
         self.run.log(self.stage, step, metrics)
@@ -130,6 +141,7 @@ class StageMonitor(TrainerCallback):
                 shutil.rmtree(previous, ignore_errors=True)
         else:
             self._save_history()
+        return metrics
 
     def _tensorboard(self, step: int, metrics: dict[str, float]) -> None:
         """Validation curves next to TRL's training curves (TRL only logs what the trainer computes)."""
@@ -147,9 +159,16 @@ class StageMonitor(TrainerCallback):
         self.decision = self.run.decide(self.stage, history)
         return self.decision
 
+    def _seconds_per_step(self, step: int) -> float | None:
+        """Wall-clock seconds per step in this process, validations and checkpoints included, so the
+        ETA holds."""
+        started, first = self._clock
+        return (time.monotonic() - started) / (step - first) if step > first else None
+
     def on_train_begin(self, args, state, control, **kwargs):
         if not self.val_accuracy:  # score the stage's starting checkpoint once, as step 0
-            self._validate(0)
+            print(step_line(self.stage, 0, self._validate(0)), flush=True)
+        self._clock = (time.monotonic(), state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
@@ -161,13 +180,16 @@ class StageMonitor(TrainerCallback):
         step = state.global_step
         self.run.log(self.stage, step, logs)
         norm = logs.get("grad_norm")
-        if norm is not None and step > 0:
+        if norm is None:  # the trainer's closing summary (runtime, mean loss), not a step
+            return control
+        if step > 0:
             self.grad_norm = [point for point in self.grad_norm if point[0] < step] + [[step, float(norm)]]
-        if self._due == step and norm is not None:
+        if self._due == step:
             self._due = None
-            self._validate(step)
+            logs.update(self._validate(step))
             if self.decide(step).advance:
                 control.should_training_stop = True
+        print(step_line(self.stage, step, logs, self._seconds_per_step(step)), flush=True)
         return control
 
 
@@ -201,13 +223,15 @@ def check_training_placement(placement: Placement) -> Placement:
 
 
 class TrlEngine:
-    """Trains each stage with TRL on this machine, placed on one device, in one process."""
+    """Trains each stage with TRL on this machine, placed on one device, in one process. The console
+    gets `StageMonitor`'s line per step; `verbose` keeps transformers' progress bar and metric dicts too."""
 
     name = "trl"
 
-    def __init__(self, placement: Placement | None = None):
+    def __init__(self, placement: Placement | None = None, verbose: bool = False):
         _refuse_distributed_launch()
         self.placement = check_training_placement(placement or resolve_placement())
+        self.verbose = verbose
 
     def run_stage(self, run: CurriculumRun, index: int, stage: StageConfig, start_from: str) -> StageResult:
         from envtune.train.grpo import EpisodeRollouts, make_trainer
@@ -229,10 +253,13 @@ class TrlEngine:
                                peft_config=peft_config)
         monitor = StageMonitor(run, index, stage, trainer, tokenizer)
         trainer.add_callback(monitor)
+        if not self.verbose:
+            remove_console_callbacks(trainer)
         checkpoint = last_complete_checkpoint(stage_dir)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         steps = trainer.state.global_step
         decision = monitor.decision or monitor.decide(steps)
+        status(f"{stage.name}: saving the last checkpoint to {stage_dir / 'last'} ...")
         trainer.save_model(str(stage_dir / "last"))
         tokenizer.save_pretrained(stage_dir / "last")
         return StageResult(

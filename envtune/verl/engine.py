@@ -52,6 +52,7 @@ from omegaconf import OmegaConf
 
 from envtune.bfcl.scoring import category_mean
 from envtune.curriculum.config import StageConfig
+from envtune.curriculum.console import step_line
 from envtune.curriculum.run import CurriculumRun, StageResult
 from envtune.curriculum.transition import Decision, StageHistory
 from envtune.errors import EnvtuneError
@@ -407,11 +408,14 @@ class VerlEngine:
     @staticmethod
     def _record(run: CurriculumRun, stage: StageConfig, paths: StagePaths, reached: int) -> None:
         """Copy veRL's steps up to the latest checkpoint into the run's metrics.jsonl (each step once,
-        with the validation accuracy and the stage's transition metric added)."""
+        with the validation accuracy and the stage's transition metric added), with a line per step on
+        the console, as the TRL engine prints."""
         recorded = {line["step"] for line in read_jsonl(run.output / "metrics.jsonl") if line.get("stage") == stage.name}
         for step, data in sorted(read_metrics(paths).items()):
             if step <= reached and step not in recorded:
-                run.log(stage, step, {**validation_record(data, stage.transition_rule.metric), **data})
+                row = {**validation_record(data, stage.transition_rule.metric), **data}
+                run.log(stage, step, row)
+                print(step_line(stage, step, row), flush=True)
 
     @staticmethod
     def _prune(paths: StagePaths, history: StageHistory) -> None:

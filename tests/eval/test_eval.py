@@ -14,7 +14,7 @@ from envtune.env.oracle import oracle_reply
 from envtune.eval import players
 from envtune.eval.cli import default_output, select_tasks
 from envtune.eval.players import play_local
-from envtune.eval.runner import EvalConfig, evaluate, rescore
+from envtune.eval.runner import EvalConfig, RunningScore, evaluate, rescore
 from envtune.run_files import DirectoryInUse, exclusive_directory, read_jsonl
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer
@@ -106,12 +106,24 @@ def test_several_samples_report_an_interval(tmp_path, tokenizer, monkeypatch):
         "accuracy": 1.0, "interval95": 0.0, "entries": 3, "request_errors": 0, "accuracy_completed": 1.0}
 
 
+def test_the_progress_bar_shows_the_running_accuracy_and_request_errors():
+    score = RunningScore()
+    assert score.describe() == "accuracy -"
+    for valid, error in [(True, None), (False, None), (True, None), (False, "timed out")]:
+        score.add({"valid": valid, "request_error": error})
+        if score.finished == 3:
+            assert score.describe() == "accuracy 66.7%"
+    assert score.describe() == "accuracy 50.0%, 1 request error"
+
+
 def test_the_command_runs_a_local_model_end_to_end(tmp_path, capsys):
     ids = "multi_turn_base_0,multi_turn_miss_param_0"
     argv = ["eval", "--model", "tiny", "--ids", ids, "--max-new-tokens", "8", "--max-completion-tokens", "24",
             "--output", str(tmp_path)]
     assert main(argv) == 0
-    assert "overall" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "overall" in captured.out
+    assert "loading model tiny on cpu (float32) ..." in captured.err and "Loading weights" not in captured.err
     assert main(["eval", "--rescore", str(tmp_path)]) == 0
     assert "all stored verdicts reproduced" in capsys.readouterr().out
     assert main(["eval", "--model", "tiny", "--ids", "multi_turn_nothing_9"]) == 2

@@ -131,6 +131,8 @@ def test_training_lowers_the_loss_writes_a_checkpoint_and_resumes(tmp_path, tiny
     base, tokenizer = tiny
     output = tmp_path / "run"
     assert sft(output, "--max-tasks", "2", "--max-steps", "3", "--json", str(tmp_path / "first.json")) == 0
+    console = capsys.readouterr()
+    assert ", loss " in console.err and "{'loss':" not in console.out + console.err  # the bar shows the loss, no dicts
     first = json.loads((tmp_path / "first.json").read_text())
     assert first["steps"] == 3 and first["resumed_from"] is None and first["output"] == str(output / "final")
     trained, _ = load_model_and_tokenizer(output / "final")

@@ -92,8 +92,11 @@ def test_replayed_steps_replace_their_old_points(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "validate", lambda *args: {"val/accuracy": 0.25})
     monkeypatch.setattr(engine, "rollout_backend", lambda *args: None)
     monitor = engine.StageMonitor(run, 0, stage, SimpleNamespace(model=_Saved()), _Saved())
+    state = SimpleNamespace(global_step=1)  # resumed from checkpoint-1
+    monitor.on_train_begin(None, state, None)  # the stage had validated its start: not again
     monitor._validate(2)
     assert monitor.val_accuracy == [[0, 0.1], [1, 0.2], [2, 0.25]]
-    monitor.on_log(None, type("State", (), {"global_step": 2})(), None, logs={"grad_norm": 0.9})
+    state.global_step = 2
+    monitor.on_log(None, state, None, logs={"grad_norm": 0.9})
     assert monitor.grad_norm == [[1, 1.0], [2, 0.9]]
     assert monitor.decide(2).best_step == 2

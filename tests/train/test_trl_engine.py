@@ -1,5 +1,6 @@
 """The TRL engine's stage set-up: one process, float32 master weights, LoRA adapters handed from stage to stage."""
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -71,8 +72,9 @@ class Seen:
     logits: torch.Tensor
 
 
-def run_stages(tmp_path, monkeypatch, stages, placement=None):
-    """Run `stages` through the TRL engine; returns what each validation saw and the trainers."""
+def fake_episodes(tmp_path, monkeypatch):
+    """Fixed rollouts and a recording validation in the TRL engine; returns what each validation saw
+    and the trainers."""
     from envtune.train import grpo
 
     seen, trainers, make_trainer = [], [], grpo.make_trainer
@@ -97,9 +99,15 @@ def run_stages(tmp_path, monkeypatch, stages, placement=None):
     monkeypatch.setattr(grpo, "make_trainer", keep)
     monkeypatch.setattr(engine, "validate", validate)
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path))  # set by _grpo_args; restored after the test
+    return seen, trainers
+
+
+def run_stages(tmp_path, monkeypatch, stages, placement=None, verbose=False):
+    """Run `stages` through the TRL engine; returns what each validation saw, the trainers and the run."""
+    seen, trainers = fake_episodes(tmp_path, monkeypatch)
     config = parse_config({"name": "t", "defaults": {"validation": {"max_tasks": 1}}, "stages": stages})
-    run = CurriculumRun(config, "tiny", tmp_path / "run", None, TrlEngine(placement or resolve_placement("cpu")))
-    return seen, trainers, run
+    engine = TrlEngine(placement or resolve_placement("cpu"), verbose=verbose)
+    return seen, trainers, CurriculumRun(config, "tiny", tmp_path / "run", None, engine)
 
 
 def test_full_fine_tuning_in_bfloat16_keeps_float32_master_weights(tmp_path, monkeypatch):
@@ -153,9 +161,28 @@ def test_a_lora_stage_after_another_takes_its_settings(tmp_path, monkeypatch):
         run.run()
 
 
-def test_a_stage_judged_by_its_format_reward_keeps_the_checkpoint_that_metric_prefers(tmp_path, monkeypatch):
+def test_a_stage_judged_by_its_format_reward_keeps_the_checkpoint_that_metric_prefers(tmp_path, monkeypatch, capsys):
     stage = {"name": "s", "split": "format", "reward": "format", "max_steps": 2, "transition": {"metric": "format_reward"}}
-    _, _, run = run_stages(tmp_path, monkeypatch, [stage])
+    _, _, run = run_stages(tmp_path, monkeypatch, [stage], verbose=True)
     result = run.run()["stages"][0]
     assert (result["best_step"], result["best_accuracy"]) == (0, pytest.approx(1.9))  # not the best accuracy's step 2
     assert "format_reward" in result["decision"]
+    assert "{'loss':" in capsys.readouterr().out  # verbose: transformers' metric dicts too
+
+
+def test_tune_prints_a_line_per_step_and_the_stage_row_without_the_libraries_output(tmp_path, monkeypatch, capsys):
+    fake_episodes(tmp_path, monkeypatch)
+    config = tmp_path / "one.yaml"
+    config.write_text(json.dumps({"name": "one", "defaults": {"validation": {"max_tasks": 1, "every": 2}}, "stages": [
+        {"name": "syntax", "split": "format", "reward": "format", "max_steps": 2, "transition": {"metric": "format_reward"}},
+    ]}))
+    assert main(["tune", "--config", str(config), "--model", "tiny", "--device", "cpu", "--output", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    start, first, second = [line for line in out.splitlines() if line.split()[:2] in (["syntax", "start"], ["syntax", "step"])]
+    assert start.split() == ["syntax", "start", "val", "format_reward", "1.900"]  # the starting checkpoint's validation
+    assert first.split()[:7] == ["syntax", "step", "1/2", "reward", "0.500", "format_reward", "0.000"]
+    assert "val " not in first and "val format_reward 1.800" in second  # the validated step shows the metric
+    assert all(word in first for word in ("grad", "kl", "s/step", "ETA"))
+    assert out.count("reward start -> end") == 2  # the stage's row as it ends, then the whole table
+    assert "{'loss':" not in out + err and "Loading weights" not in err and "Writing model shards" not in err
+    assert "loading model tiny on cpu (float32) ..." in err

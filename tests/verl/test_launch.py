@@ -113,7 +113,7 @@ class FakeVerl:
         return 0
 
 
-def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp_path):
+def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp_path, capsys):
     verl = FakeVerl()
     summary = verl_run(tmp_path / "run", cluster=Cluster(1, 2), launcher=verl).run()
     syntax, hints = summary["stages"]
@@ -149,6 +149,12 @@ def test_stages_run_until_the_rule_moves_on_and_hand_off_the_best_checkpoint(tmp
     assert [(d["stage"], d["step"], d["advance"]) for d in decisions] == [
         ("syntax", 3, False), ("syntax", 6, False), ("syntax", 9, True), ("hints", 3, False), ("hints", 6, True)]
     assert (stage_dir / "verl_config.yaml").is_file() and (stage_dir / "data" / "train.parquet").is_file()
+
+    # the console: a line per step as each launch is recorded, as the TRL engine prints them
+    console = capsys.readouterr().out.splitlines()
+    syntax = [line for line in console if line.split()[:2] in (["syntax", "start"], ["syntax", "step"])]
+    assert len(syntax) == 10 and syntax[0].split() == ["syntax", "start", "val", "accuracy", "0.100"]
+    assert "reward 0.100" in syntax[2] and "val accuracy 0.300" in syntax[2] and "grad 1.02 " in syntax[2]
 
     # running the same command again does nothing new
     again = FakeVerl()
