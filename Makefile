@@ -20,7 +20,8 @@ fetch: $(STAMP)
 # episodes of the format split (about 3 minutes on 2 cores). bench/learning.py keeps the 6 episodes
 # longer than 4096 tokens too, which costs half as much again.
 WARM_START := runs/warm-start/final/config.json
-# The demo's evaluation of the tuned model: one validation task per category, two samples each
+# The demo's evaluation of the tuned model: one validation task per category, two samples each, within
+# the smoke preset's token budgets
 DEMO_EVAL_IDS := multi_turn_base_7,multi_turn_miss_func_7,multi_turn_miss_param_2,multi_turn_long_context_19
 $(WARM_START): | fetch
 	$(BIN)/envtune sft --model tiny-128x4 --split format --prompt compact --max-steps 600 --learning-rate 3e-3 \
@@ -40,7 +41,8 @@ demo: fetch $(WARM_START)
 	$(BIN)/envtune tune --engine verl --preset smoke --output runs/demo-verl --dry-run
 	rm -rf runs/demo-eval
 	$(BIN)/envtune eval --model "$$($(BIN)/python -c "import json; print(json.load(open('runs/demo-smoke/summary.json'))['final_checkpoint'])")" \
-		--ids $(DEMO_EVAL_IDS) --prompt compact --samples 2 --temperature 1.0 --max-completion-tokens 4096 --output runs/demo-eval
+		--ids $(DEMO_EVAL_IDS) --prompt compact --samples 2 --temperature 1.0 --max-new-tokens 96 --max-completion-tokens 600 \
+		--output runs/demo-eval
 	$(BIN)/envtune report runs/demo-smoke runs/demo-eval --output runs/demo-report.html
 
 # The report's browser test drives Debian's chromium through chromedriver: installed here when they
