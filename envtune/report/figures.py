@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from envtune.bfcl.tasks import CATEGORIES
+from envtune.curriculum.console import KL_KEYS
 from envtune.curriculum.table import GRAD_NORM_KEYS, REWARD_KEYS
 
 # One row of the curriculum figure per group; each curve reads the first of its keys a row has
@@ -28,7 +29,7 @@ CURRICULUM_ROWS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
         ("rounds", ("rewards/rounds/mean",)),
     )),
     ("model tokens per episode", (("model tokens", ("rewards/model_tokens/mean",)),)),
-    ("optimizer", (("grad norm", GRAD_NORM_KEYS), ("KL", ("kl", "actor/kl_loss")))),
+    ("optimizer", (("grad norm", GRAD_NORM_KEYS), ("KL", KL_KEYS))),
     ("entropy", (("entropy", ("entropy", "actor/entropy")),)),
     ("validation", (
         *((f"accuracy {category}", (f"val/accuracy_{category}",)) for category in CATEGORIES),
