@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,eval,test,verl,report]'
+	$(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -e '.[train,eval,test,verl,report]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -38,9 +38,11 @@ demo: fetch $(WARM_START)
 	$(BIN)/envtune feedback coverage --show 5
 	rm -rf runs/demo-smoke
 	$(BIN)/envtune tune --preset smoke --model runs/warm-start/final --output runs/demo-smoke
-	$(BIN)/envtune tune --engine verl --preset smoke --output runs/demo-verl --dry-run
+	$(BIN)/envtune tune --engine verl --preset smoke --output runs/demo-verl --dry-run > runs/demo-verl-plan.txt
+	@echo "veRL dry run: each stage's data and veRL command are in runs/demo-verl-plan.txt"
 	rm -rf runs/demo-eval
-	$(BIN)/envtune eval --model "$$($(BIN)/python -c "import json; print(json.load(open('runs/demo-smoke/summary.json'))['final_checkpoint'])")" \
+	@echo "envtune eval --model <the final checkpoint in runs/demo-smoke/summary.json> --ids $(DEMO_EVAL_IDS) ..."
+	@$(BIN)/envtune eval --model "$$($(BIN)/python -c "import json; print(json.load(open('runs/demo-smoke/summary.json'))['final_checkpoint'])")" \
 		--ids $(DEMO_EVAL_IDS) --prompt compact --samples 2 --temperature 1.0 --max-new-tokens 96 --max-completion-tokens 600 \
 		--output runs/demo-eval
 	$(BIN)/envtune report runs/demo-smoke runs/demo-eval --output runs/demo-report.html

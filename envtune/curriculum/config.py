@@ -172,6 +172,9 @@ class CurriculumConfig:
     name: str
     stages: tuple[StageConfig, ...]
     seed: int = 0
+    # rollouts per generation batch (one batch per optimizer step) the TRL engine writes to
+    # rollouts.jsonl for a person to read (`envtune report`), one per task before a second of any
+    sampled_rollouts: int = 2
     source: Mapping[str, Any] = field(default_factory=dict)  # the document as loaded, for the run directory
     episode_overrides: Mapping[str, Any] = field(default_factory=dict)  # see `override_episodes`
 
@@ -355,7 +358,11 @@ def parse_config(document: Mapping[str, Any], directory: str | Path = ".") -> Cu
     document = _with_base(document, Path(directory))
     if not isinstance(document, Mapping):
         raise ConfigError("a curriculum config is a mapping with 'name', 'defaults' and 'stages'")
-    _check_keys("config", document, {"name", "seed", "defaults", "stages"})
+    _check_keys("config", document, {"name", "seed", "sampled_rollouts", "defaults", "stages"})
+    sampled = document.get("sampled_rollouts", CurriculumConfig.sampled_rollouts)
+    if isinstance(sampled, bool) or not isinstance(sampled, int) or sampled < 0:
+        raise ConfigError(f"config: sampled_rollouts is the number of rollouts per step written to rollouts.jsonl, "
+                          f"an integer of 0 or more; got {sampled!r}")
     defaults = document.get("defaults", {}) or {}
     _check_keys("defaults", defaults, STAGE_KEYS - {"name"})
     _check_trainer_settings("defaults", defaults)
@@ -369,6 +376,7 @@ def parse_config(document: Mapping[str, Any], directory: str | Path = ".") -> Cu
         name=str(document.get("name", "curriculum")),
         stages=tuple(_stage(index, _merge(defaults, stage)) for index, stage in enumerate(stages)),
         seed=int(document.get("seed", 0)),
+        sampled_rollouts=sampled,
         source=copy.deepcopy(dict(document)),
     )
 

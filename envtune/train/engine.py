@@ -40,9 +40,6 @@ from envtune.run_files import append_jsonl, write_json
 if TYPE_CHECKING:
     from peft import LoraConfig
 
-SAMPLED_ROLLOUTS_PER_BATCH = 2
-
-
 def last_complete_checkpoint(stage_dir: Path) -> Path | None:
     """The newest `checkpoint-N` that has its trainer state (a kill during saving leaves none)."""
     complete = [
@@ -82,6 +79,13 @@ def validate(backend: GenerationBackend, tokenizer, stage: StageConfig, tasks) -
     metrics["val/progress"] = sum(rollout.record.reward("progress") for rollout in rollouts) / len(rollouts)
     metrics["val/format_reward"] = sum(rollout.record.reward("format") for rollout in rollouts) / len(rollouts)
     return metrics
+
+
+def sampled_rollouts(batch: list[Rollout], generations: int, count: int) -> list[Rollout]:
+    """`count` rollouts of a generation batch, one of each task before a second of any (TRL lays a
+    batch out task by task, `generations` rollouts each)."""
+    order = sorted(range(len(batch)), key=lambda index: (index % generations, index // generations))
+    return [batch[index] for index in order[:count]]
 
 
 def rollout_record(rollout: Rollout) -> dict[str, Any]:
@@ -246,7 +250,7 @@ class TrlEngine:
             on_rollouts=lambda batch: [
                 append_jsonl(run.output / "rollouts.jsonl",
                              {"stage": stage.name, "training_step": trainer.state.global_step + 1, **rollout_record(rollout)})
-                for rollout in batch[:SAMPLED_ROLLOUTS_PER_BATCH]
+                for rollout in sampled_rollouts(batch, stage.grpo_settings["num_generations"], run.config.sampled_rollouts)
             ],  # a batch is generated for the optimizer step after `global_step`
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),

@@ -100,6 +100,8 @@ def test_a_stage_trains_on_its_categories_or_a_stratified_subset_of_them():
         (base(transition={"patiance": 3}), "transition: unknown transition-rule key(s): 'patiance'"),
         ({"name": "t", "stages": []}, "'stages' must be a non-empty list"),
         ({"name": "t", "stage": []}, "config: unknown key 'stage'"),
+        ({**base(), "sampled_rollouts": -1}, "sampled_rollouts is the number of rollouts per step written to rollouts.jsonl"),
+        ({**base(), "sampled_rollouts": "all"}, "an integer of 0 or more; got 'all'"),
     ],
 )
 def test_mistakes_are_named(document, message):

@@ -186,3 +186,12 @@ def test_tune_prints_a_line_per_step_and_the_stage_row_without_the_libraries_out
     assert out.count("reward start -> end") == 2  # the stage's row as it ends, then the whole table
     assert "{'loss':" not in out + err and "Loading weights" not in err and "Writing model shards" not in err
     assert "loading model tiny on cpu (float32) ..." in err
+
+
+def test_the_sampled_rollouts_take_one_of_each_task_before_a_second():
+    from envtune.train.engine import sampled_rollouts
+
+    batch = ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"]  # TRL's layout: 2 tasks x 4 generations
+    assert sampled_rollouts(batch, 4, 2) == ["a0", "b0"]
+    assert sampled_rollouts(batch, 4, 3) == ["a0", "b0", "a1"]
+    assert sampled_rollouts(batch, 4, 0) == [] and sorted(sampled_rollouts(batch, 4, 20)) == batch
