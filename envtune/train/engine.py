@@ -40,6 +40,7 @@ from envtune.run_files import append_jsonl, write_json
 if TYPE_CHECKING:
     from peft import LoraConfig
 
+
 def last_complete_checkpoint(stage_dir: Path) -> Path | None:
     """The newest `checkpoint-N` that has its trainer state (a kill during saving leaves none)."""
     complete = [
