@@ -48,6 +48,7 @@ class Rollout:
     record: EpisodeRecord
     reward: float  # the episode's configured (stage) reward
     turn_starts: tuple[int, ...] = ()  # index in `messages` of each played turn's first request message
+    token_turns: tuple[int, ...] = ()  # per completion token, the turn being played when it was added
 
     @property
     def truncated(self) -> bool:
@@ -104,6 +105,7 @@ class _Tokens:
     completion: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] | None = field(default_factory=list)
+    turns: list[int] = field(default_factory=list)  # a reply's tokens belong to the turn it plays
 
 
 class TokenDriver(ChatDriver):
@@ -160,7 +162,7 @@ class TokenDriver(ChatDriver):
         trailing tokens are dropped first (some templates rewrite the junction of two messages)."""
         if replaced:
             tokens = self._tokens
-            del tokens.completion[-replaced:], tokens.mask[-replaced:]
+            del tokens.completion[-replaced:], tokens.mask[-replaced:], tokens.turns[-replaced:]
             if tokens.logprobs is not None:
                 del tokens.logprobs[-replaced:]
         self._extend(list(token_ids), mask=0)
@@ -172,6 +174,7 @@ class TokenDriver(ChatDriver):
         kept = token_ids[:room]
         tokens.completion += kept
         tokens.mask += [mask] * len(kept)
+        tokens.turns += [self.episode.turn] * len(kept)
         if tokens.logprobs is not None:
             if mask == 0:
                 tokens.logprobs += [0.0] * len(kept)
@@ -198,5 +201,5 @@ class TokenDriver(ChatDriver):
         return Rollout(
             self.episode.task.id, self.prompt_ids, list(tokens.completion), list(tokens.mask),
             None if tokens.logprobs is None else list(tokens.logprobs), self.messages, record,
-            record.reward(self.episode.config.reward), tuple(self.turn_starts),
+            record.reward(self.episode.config.reward), tuple(self.turn_starts), tuple(tokens.turns),
         )
