@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "envtune"
-SUBPACKAGES = ("bfcl", "env", "feedback", "rollout", "eval", "train", "verl", "curriculum", "sft")
+SUBPACKAGES = ("bfcl", "env", "feedback", "rollout", "eval", "train", "verl", "curriculum", "sft", "report")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -70,8 +70,11 @@ def preset_path(name: str) -> Path:
 STAGE_KEYS = {
     "name", "split", "categories", "max_tasks", "reward", "max_steps", "episode", "grpo", "sampling",
     "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl", "tasks_per_step",
+    "credit", "turn_weight",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
+CREDIT_MODES = ("episode", "turn")  # see envtune.train.credit
+TURN_CREDIT_REWARDS = ("progress", "progress_reached")  # rewards made of turn outcomes
 # envtune's defaults for the `grpo` fields both engines read: the step geometry, the checkpoint interval
 # and the optimizer settings the paper's veRL scripts leave to veRL's defaults (constant learning rate
 # without warmup, AdamW weight decay 0.01), so TRL does not fall back to transformers' own (linear decay
@@ -141,6 +144,8 @@ class StageConfig:
     generation_batch_size: int = 16
     lora: Mapping[str, Any] | None = None  # PEFT LoraConfig fields; None trains every weight
     verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
+    credit: str = "episode"  # episode: GRPO's advantage per episode; turn: per turn (envtune.train.credit)
+    turn_weight: float = 0.5  # credit turn: the weight of a turn's own progress against the episode reward
 
     @property
     def grpo_settings(self) -> dict[str, Any]:
@@ -290,12 +295,13 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
                           "{actor_rollout_ref.rollout.name: sglang}")
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
+    credit, turn_weight = _credit(where, raw)
     stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
         categories=categories, max_tasks=max_tasks, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
-        lora=raw.get("lora"), verl=dict(verl),
+        lora=raw.get("lora"), verl=dict(verl), credit=credit, turn_weight=turn_weight,
     )
     try:
         stage.transition_rule  # built when the stage runs: a bad threshold fails now instead
@@ -304,6 +310,23 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     _check_step(where, stage, raw.get("tasks_per_step"))
     _check_schedule(where, stage.grpo_settings)
     return stage
+
+
+def _credit(where: str, raw: Mapping[str, Any]) -> tuple[str, float]:
+    """The stage's credit mode and turn weight, checked: turn credit compares turn outcomes, so it
+    needs a reward made of them, and normalizes within groups."""
+    credit = raw.get("credit", "episode")
+    if credit not in CREDIT_MODES:
+        raise ConfigError(f"{where}: credit must be one of {', '.join(CREDIT_MODES)}, got {credit!r}")
+    weight = raw.get("turn_weight", StageConfig.turn_weight)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ConfigError(f"{where}: turn_weight must be a number from 0 to 1, got {weight!r}")
+    if credit == "turn" and raw["reward"] not in TURN_CREDIT_REWARDS:
+        raise ConfigError(f"{where}: credit: turn compares turn outcomes, so it needs reward "
+                          f"{' or '.join(TURN_CREDIT_REWARDS)}, not {raw['reward']!r}")
+    if credit == "turn" and (raw.get("grpo") or {}).get("scale_rewards") == "batch":
+        raise ConfigError(f"{where}: credit: turn normalizes each turn within its group; use grpo.scale_rewards group or none")
+    return credit, float(weight)
 
 
 def _stratified(tasks: Sequence[Task], categories: Sequence[str], max_tasks: int | None) -> list[Task]:

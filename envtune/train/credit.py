@@ -27,10 +27,12 @@ Edge cases:
 from __future__ import annotations
 
 import statistics
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from envtune.rollout import Rollout
 
 EPSILON = 1e-4  # TRL's: advantages / (std + 1e-4)
-CREDIT_MODES = ("episode", "turn")
 
 
 def turn_progress(successes: Sequence[bool], num_turns: int) -> list[float]:
@@ -64,3 +66,16 @@ def token_advantages(turn_advantages: Sequence[float], token_turns: Sequence[int
     turns = list(token_turns[:length]) + [last] * (length - len(token_turns))
     final = len(turn_advantages) - 1
     return [turn_advantages[min(turn, final)] for turn in turns]
+
+
+def batch_token_advantages(rollouts: Sequence[Rollout], generations: int, turn_weight: float, scale: bool,
+                           length: int) -> list[list[float]]:
+    """Per rollout of a generation batch (laid out task by task, `generations` rollouts each), the
+    advantage of each of its `length` completion positions."""
+    rows = []
+    for start in range(0, len(rollouts), generations):
+        group = rollouts[start:start + generations]
+        per_turn = group_turn_advantages([rollout.record.turn_successes for rollout in group],
+                                         [rollout.reward for rollout in group], group[0].record.num_turns, turn_weight, scale)
+        rows += [token_advantages(advantages, rollout.token_turns, length) for advantages, rollout in zip(per_turn, group)]
+    return rows

@@ -255,7 +255,7 @@ class TrlEngine:
             ],  # a batch is generated for the optimizer step after `global_step`
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
-                               peft_config=peft_config)
+                               peft_config=peft_config, turn_weight=stage.turn_weight if stage.credit == "turn" else None)
         monitor = StageMonitor(run, index, stage, trainer, tokenizer)
         trainer.add_callback(monitor)
         if not self.verbose:

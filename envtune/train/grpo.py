@@ -73,6 +73,7 @@ class EpisodeRollouts:
     _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
     _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
     episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
+    last_batch: list[Rollout] = field(default_factory=list, init=False)  # its rollouts, once played (turn credit)
 
     def __call__(self, prompts: Sequence[str], trainer) -> dict[str, Any]:
         unknown = [prompt for prompt in prompts if prompt not in self.tasks]
@@ -88,6 +89,7 @@ class EpisodeRollouts:
         finally:
             for episode in self.episodes:
                 episode.close()
+        self.last_batch = rollouts
         if self.on_rollouts is not None:
             self.on_rollouts(rollouts)
         numbers = [episode_numbers(rollout) for rollout in rollouts]
@@ -128,8 +130,10 @@ def _watched(name: str) -> Callable[..., list[float]]:
     return read
 
 
-def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: EpisodeRollouts, args, peft_config=None):
-    """A `GRPOTrainer` whose dataset is the stage's task ids and whose rollouts are episodes.
+def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: EpisodeRollouts, args, peft_config=None,
+                 turn_weight: float | None = None):
+    """A `GRPOTrainer` whose dataset is the stage's task ids and whose rollouts are episodes; with
+    `turn_weight`, one that credits each turn (`credit: turn`, `envtune.train.turn_credit`).
 
     The stage reward trains; every other episode number rides along with weight 0, so it shows up
     in TRL's logs (`rewards/<name>/mean`) and TensorBoard without changing the advantage."""
@@ -142,7 +146,10 @@ def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: Epis
     dataset = Dataset.from_list([{"prompt": task_id} for task_id in train_task_ids])
     watched = [_watched(name) for name in EPISODE_FIELDS if name != "episode_reward"]
     args.reward_weights = [1.0] + [0.0] * len(watched)
-    return GRPOTrainer(
-        model=model, reward_funcs=[episode_reward, *watched], args=args, train_dataset=dataset,
-        processing_class=tokenizer, rollout_func=rollouts, peft_config=peft_config,
-    )
+    settings = dict(model=model, reward_funcs=[episode_reward, *watched], args=args, train_dataset=dataset,
+                    processing_class=tokenizer, rollout_func=rollouts, peft_config=peft_config)
+    if turn_weight is None:
+        return GRPOTrainer(**settings)
+    from envtune.train.turn_credit import TurnCreditGRPOTrainer
+
+    return TurnCreditGRPOTrainer(**settings, turn_weight=turn_weight)

@@ -78,3 +78,72 @@ def test_every_model_token_of_a_turn_gets_that_turns_advantage(tasks):
     assert [turn for turn, _ in model_tokens] == sorted(turn for turn, _ in model_tokens)
     assert [sum(1 for turn, _ in model_tokens if turn == index) for index in range(task.num_turns)] == reply_tokens
     assert credited[-5:] == [credited[len(rollout.completion_ids) - 1]] * 5  # padding: the last turn's
+
+
+def constructed(task_id, successes, num_turns, reward, token_turns):
+    from envtune.env.record import EpisodeRecord
+    from envtune.rollout import Rollout
+
+    record = EpisodeRecord(num_turns=num_turns, turn_successes=tuple(successes))
+    return Rollout(task_id, [1], [5] * len(token_turns), [1] * len(token_turns), None, [], record, reward, (), tuple(token_turns))
+
+
+def test_a_batch_is_credited_group_by_group_and_token_by_token():
+    from envtune.train.credit import batch_token_advantages
+
+    batch = [  # two tasks, two rollouts each, laid out task by task as TRL does
+        constructed("a", [True, False], 2, 0.5, [0, 0, 1]), constructed("a", [False, True], 2, 0.5, [0, 1, 1]),
+        constructed("b", [True], 1, 1.0, [0, 0]), constructed("b", [False], 1, 0.0, [0]),
+    ]
+    rows = batch_token_advantages(batch, generations=2, turn_weight=1.0, scale=False, length=4)
+    assert rows[0] == pytest.approx([0.0, 0.0, -0.5, -0.5]) and rows[1] == pytest.approx([0.0, 0.5, 0.5, 0.5])
+    assert rows[2] == pytest.approx([0.5] * 4) and rows[3] == pytest.approx([-0.5] * 4)
+
+
+def one_step(tmp_path, turn_weight, budget):
+    """One GRPO step on 2 base tasks x 2 rollouts: even rollouts play the oracle, odd ones the random
+    model. Returns the weights after it, the rollouts and the advantages the loss got."""
+    from test_grpo import HalfOracle, grpo_args, snapshot
+
+    from envtune.bfcl.tasks import task_index
+    from envtune.rollout import SamplingParams
+    from envtune.train.grpo import EpisodeRollouts, make_trainer
+
+    model, tokenizer = load_model_and_tokenizer("tiny")
+    reference, logged, advantages = [], [], []
+    rollouts = EpisodeRollouts(
+        task_index(), tokenizer, EpisodeConfig(max_steps_per_turn=1, reward="progress"),
+        SamplingParams(max_new_tokens=8, seed=0), max_completion_tokens=budget, on_rollouts=logged.append,
+        backend_factory=lambda model, tokenizer, size: HalfOracle(model, tokenizer, size, reference),
+    )
+    reference.append(rollouts)
+    trainer = make_trainer(model, tokenizer, ["multi_turn_base_1", "multi_turn_base_2"], rollouts,
+                           grpo_args(tmp_path / f"{turn_weight}-{budget}", max_completion_length=budget), turn_weight=turn_weight)
+    scored = trainer._generate_and_score_completions
+    trainer._generate_and_score_completions = lambda inputs: advantages.append(scored(inputs)) or advantages[-1]
+    trainer.train()
+    return snapshot(model), logged[0], advantages[0]["advantages"]
+
+
+def test_turn_credit_trains_as_grpo_when_every_turn_has_its_episodes_outcome(tmp_path):
+    episode_weights, rollouts, episode_advantage = one_step(tmp_path, None, budget=3000)
+    premise = [(set(rollout.record.turn_successes), len(rollout.record.turn_successes) == rollout.record.num_turns,
+                rollout.reward) for rollout in rollouts]
+    assert premise == [({True}, True, 1.0), ({False}, True, 0.0)] * 2  # every turn played, with its episode's outcome
+    turn_weights, _, turn_advantage = one_step(tmp_path, 0.7, budget=3000)
+    assert turn_advantage.dim() == 2 and episode_advantage.dim() == 1
+    assert torch.allclose(turn_advantage, episode_advantage.unsqueeze(1).expand_as(turn_advantage), atol=1e-5)
+    assert all(torch.allclose(turn_weights[name], episode_weights[name], atol=1e-6) for name in episode_weights)
+
+
+def test_the_loss_gets_each_tokens_turn_advantage(tmp_path):
+    """A budget that cuts the oracle off after its first turns: its later turns fail, so its tokens'
+    advantages differ from turn to turn, exactly as the estimator says."""
+    from envtune.train.credit import batch_token_advantages
+
+    _, rollouts, advantage = one_step(tmp_path, 1.0, budget=400)
+    assert 0 < sum(rollouts[0].record.turn_successes) < rollouts[0].record.num_turns  # the oracle passed some turns, not all
+    expected = batch_token_advantages(rollouts, 2, 1.0, scale=True, length=advantage.shape[1])
+    assert torch.allclose(advantage, torch.tensor(expected), atol=1e-6)
+    first = [value for value, mask in zip(advantage[0].tolist(), rollouts[0].loss_mask) if mask]
+    assert len(set(round(value, 6) for value in first)) > 1  # one rollout, several advantages

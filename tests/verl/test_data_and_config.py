@@ -238,3 +238,13 @@ def test_dry_run_says_where_each_stages_data_is(tmp_path, capsys):
     hints = out[out.index("stage 2 (hints)"):out.index("stage 3 (hard)")]
     assert f"train: 8 tasks -> {run / 'stages' / '02-hints' / 'data' / 'train.parquet'}" in hints
     assert "val: 4 tasks" in hints  # the smoke preset validates on 4 tasks
+
+
+def test_turn_credit_is_refused_on_verl_before_anything_runs(tmp_path, capsys):
+    from envtune.cli import main
+
+    config = tmp_path / "turn.yaml"
+    config.write_text("name: turn\nstages:\n  - {name: s, split: train, reward: progress, max_steps: 1, credit: turn}\n")
+    assert main(["tune", "--engine", "verl", "--config", str(config), "--dry-run", "--output", str(tmp_path / "run")]) == 2
+    assert "stage s: credit: turn runs on the TRL engine only so far" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
