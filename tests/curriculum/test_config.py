@@ -18,6 +18,15 @@ def test_shipped_configs_load(path):
     assert config.stages and all(stage.max_steps > 0 for stage in config.stages)
 
 
+def test_the_turn_credit_ablation_is_the_paper_curriculum_with_turn_credit():
+    from dataclasses import replace
+
+    paper = load_config(preset_path("paper")).stages
+    ablation = load_config(Path(__file__).resolve().parents[2] / "configs" / "turn_credit.yaml").stages
+    assert [stage.credit for stage in ablation] == ["episode", "turn", "turn", "turn"]
+    assert [replace(stage, credit="episode") for stage in ablation] == list(paper)
+
+
 def test_the_paper_curriculum_matches_the_spec():
     stages = load_config(preset_path("paper")).stages
     assert [(s.split, s.reward, s.episode.feedback, s.episode.prompt) for s in stages] == [
