@@ -62,12 +62,16 @@ def _check_vllm(engine: str, config: CurriculumConfig) -> None:
                            f"install vLLM on a GPU machine (pip install 'trl[vllm]'), or train without --vllm")
 
 
-def _check_credit(engine: str, config: CurriculumConfig) -> None:
-    """Turn-level credit needs a per-token advantage; only the TRL engine has one so far."""
+def _check_trl_only(engine: str, config: CurriculumConfig) -> None:
+    """Turn-level credit and the resampling of zero-variance groups: the TRL engine has them so far."""
     turn = [stage.name for stage in config.stages if stage.credit == "turn"]
     if engine == "verl" and turn:
         raise EnvtuneError(f"stage {turn[0]}: credit: turn runs on the TRL engine only so far; veRL would need its own "
                            f"advantage estimator fed with the turn boundaries of its agent loop. Use --engine trl or credit: episode")
+    resampled = [stage.name for stage in config.stages if stage.zero_variance == "resample"]
+    if engine == "verl" and resampled:
+        raise EnvtuneError(f"stage {resampled[0]}: zero_variance: resample runs on the TRL engine only so far "
+                           f"(veRL's own group filter is not wired in yet). Use --engine trl or zero_variance: keep")
 
 
 def _config(args: argparse.Namespace) -> CurriculumConfig:
@@ -95,7 +99,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_engine_flags(args)
     config = _config(args)
     _check_vllm(args.engine, config)
-    _check_credit(args.engine, config)
+    _check_trl_only(args.engine, config)
     if not args.verbose:
         quiet_libraries()
     model = args.model or ("tiny" if args.preset == "smoke" else None)

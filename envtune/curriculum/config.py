@@ -70,11 +70,12 @@ def preset_path(name: str) -> Path:
 STAGE_KEYS = {
     "name", "split", "categories", "max_tasks", "reward", "max_steps", "episode", "grpo", "sampling",
     "max_completion_tokens", "validation", "transition", "generation_batch_size", "lora", "verl", "tasks_per_step",
-    "credit", "turn_weight",
+    "credit", "turn_weight", "zero_variance", "max_extra_rollouts",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
 CREDIT_MODES = ("episode", "turn")  # see envtune.train.credit
 TURN_CREDIT_REWARDS = ("progress", "progress_reached")  # rewards made of turn outcomes
+ZERO_VARIANCE_MODES = ("keep", "resample")  # groups whose rewards are all equal: train on them, or replace them
 # envtune's defaults for the `grpo` fields both engines read: the step geometry, the checkpoint interval
 # and the optimizer settings the paper's veRL scripts leave to veRL's defaults (constant learning rate
 # without warmup, AdamW weight decay 0.01), so TRL does not fall back to transformers' own (linear decay
@@ -146,6 +147,8 @@ class StageConfig:
     verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
     credit: str = "episode"  # episode: GRPO's advantage per episode; turn: per turn (envtune.train.credit)
     turn_weight: float = 0.5  # credit turn: the weight of a turn's own progress against the episode reward
+    zero_variance: str = "keep"  # resample: replace groups whose rewards are all equal (envtune.train.grpo)
+    max_extra_rollouts: int | None = None  # resample: at most this many more rollouts per step; None: a step's worth
 
     @property
     def grpo_settings(self) -> dict[str, Any]:
@@ -160,6 +163,13 @@ class StageConfig:
         """Tasks per optimizer step, each sampled num_generations times (whole groups: checked at load)."""
         grpo = self.grpo_settings
         return grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"] // grpo["num_generations"]
+
+    @property
+    def extra_rollout_budget(self) -> int:
+        """Rollouts a step may play to replace groups whose rewards are all equal (0: none)."""
+        if self.zero_variance == "keep":
+            return 0
+        return self.max_extra_rollouts or self.tasks_per_step * self.grpo_settings["num_generations"]
 
     @property
     def transition_rule(self) -> TransitionRule:
@@ -296,12 +306,18 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
     if validation_config.split not in SPLIT_NAMES:
         raise ConfigError(f"{where}: validation split {validation_config.split!r} is not one of {', '.join(SPLIT_NAMES)}")
     credit, turn_weight = _credit(where, raw)
+    zero_variance, max_extra = raw.get("zero_variance", "keep"), raw.get("max_extra_rollouts")
+    if zero_variance not in ZERO_VARIANCE_MODES:
+        raise ConfigError(f"{where}: zero_variance must be one of {', '.join(ZERO_VARIANCE_MODES)}, got {zero_variance!r}")
+    if max_extra is not None and (isinstance(max_extra, bool) or not isinstance(max_extra, int) or max_extra < 1):
+        raise ConfigError(f"{where}: max_extra_rollouts must be a positive integer (or null: a step's rollouts), got {max_extra!r}")
     stage = StageConfig(
         name=str(raw["name"]), split=raw["split"], reward=raw["reward"], max_steps=raw["max_steps"],
         categories=categories, max_tasks=max_tasks, episode=episode, grpo=dict(raw.get("grpo") or {}), sampling=sampling,
         max_completion_tokens=int(raw.get("max_completion_tokens", 4096)), validation=validation_config,
         transition=dict(raw.get("transition", {})), generation_batch_size=int(raw.get("generation_batch_size", 16)),
         lora=raw.get("lora"), verl=dict(verl), credit=credit, turn_weight=turn_weight,
+        zero_variance=zero_variance, max_extra_rollouts=max_extra,
     )
     try:
         stage.transition_rule  # built when the stage runs: a bad threshold fails now instead

@@ -14,6 +14,7 @@ else with transformers on the policy itself, each episode's KV cache kept from r
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any, Callable, Sequence
 
 from envtune.bfcl.tasks import Task
@@ -25,13 +26,32 @@ from envtune.rollout.cached import hf_backend
 from envtune.rollout.generation import end_token_ids
 
 # Per-episode numbers passed to reward functions and logged (TRL forwards extra fields as kwargs):
-# the stage reward, then the episode record's metrics.
+# the stage reward, then the episode record's metrics, then two numbers of the whole batch (the same
+# on every row): the share of its groups whose rewards were all equal when first played, and the
+# rollouts played to replace them (`zero_variance: resample`).
 EPISODE_FIELDS = ("episode_reward", *METRIC_NAMES)
+BATCH_FIELDS = ("flat_groups", "extra_rollouts")
+LOGGED_FIELDS = (*EPISODE_FIELDS, *BATCH_FIELDS)  # every extra field a rollout_func returns
 
 
 def episode_numbers(rollout: Rollout) -> dict[str, float]:
     """The extra fields of one episode, by EPISODE_FIELDS name."""
     return {"episode_reward": rollout.reward, **rollout.record.metrics()}
+
+
+def groups(prompts: Sequence[str]) -> list[range]:
+    """The positions of each group: TRL lays a batch out task by task, each task's rollouts together."""
+    spans, start = [], 0
+    for index in range(1, len(prompts) + 1):
+        if index == len(prompts) or prompts[index] != prompts[start]:
+            spans.append(range(start, index))
+            start = index
+    return spans
+
+
+def is_flat(rollouts: Sequence[Rollout]) -> bool:
+    """A group whose rewards are all equal: its GRPO advantage is 0, it teaches nothing."""
+    return len({rollout.reward for rollout in rollouts}) == 1
 
 
 def rollout_backend(trainer, tokenizer, batch_size: int) -> GenerationBackend:
@@ -70,6 +90,11 @@ class EpisodeRollouts:
     # e.g. to script replies in tests.
     backend_factory: Callable[[Any, Any, int], GenerationBackend] | None = None
     on_rollouts: Callable[[list[Rollout]], None] | None = None  # e.g. write samples to the run directory
+    # `zero_variance: resample`: a group whose rewards are all equal is replaced by a group of the next
+    # of these tasks (the stage's, in order, not in the batch) that scores unequally, playing at most
+    # `max_extra_rollouts` more rollouts per batch; 0 keeps every group as played.
+    replacement_ids: Sequence[str] = ()
+    max_extra_rollouts: int = 0
     _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
     _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
     episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
@@ -82,13 +107,10 @@ class EpisodeRollouts:
         seed = None if self.sampling.seed is None else self.sampling.seed + 1000 * self._batch_number(trainer)
         backend = (rollout_backend(trainer, self.tokenizer, self.generation_batch_size) if self.backend_factory is None
                    else self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size))
-        engine = RolloutEngine(backend, self.tokenizer, replace(self.sampling, seed=seed), self.max_completion_tokens)
-        self.episodes = [Episode(self.tasks[prompt], self.episode_config) for prompt in prompts]
-        try:
-            rollouts = engine.run(self.episodes)
-        finally:
-            for episode in self.episodes:
-                episode.close()
+        rollouts = self._play(list(prompts), backend, seed)
+        spans = groups(prompts)
+        flat = [span for span in spans if is_flat(rollouts[span.start:span.stop])]
+        extra = self._replace_flat_groups(rollouts, flat, prompts, backend, seed) if self.max_extra_rollouts else 0
         self.last_batch = rollouts
         if self.on_rollouts is not None:
             self.on_rollouts(rollouts)
@@ -103,7 +125,45 @@ class EpisodeRollouts:
         }
         for name in EPISODE_FIELDS:
             output[name] = [row[name] for row in numbers]
+        output["flat_groups"] = [len(flat) / len(spans)] * len(rollouts)
+        output["extra_rollouts"] = [float(extra)] * len(rollouts)
         return output
+
+    def _play(self, task_ids: list[str], backend: GenerationBackend, seed: int | None) -> list[Rollout]:
+        engine = RolloutEngine(backend, self.tokenizer, replace(self.sampling, seed=seed), self.max_completion_tokens)
+        self.episodes = [Episode(self.tasks[task_id], self.episode_config) for task_id in task_ids]
+        try:
+            return engine.run(self.episodes)
+        finally:
+            for episode in self.episodes:
+                episode.close()
+
+    def _replace_flat_groups(self, rollouts: list[Rollout], flat: list[range], prompts: Sequence[str],
+                             backend: GenerationBackend, seed: int | None) -> int:
+        """Replace the flat groups of `rollouts` in place, round by round (each round plays one new task
+        per group still flat, all in one lock-step batch), until none is flat, no task is left or the
+        next round would pass `max_extra_rollouts`. Returns the rollouts played."""
+        candidates = iter([task_id for task_id in self.replacement_ids if task_id not in set(prompts)])
+        played, rounds = 0, 0
+        while flat:
+            size = len(flat[0])
+            count = min(len(flat), (self.max_extra_rollouts - played) // size)
+            tasks = list(islice(candidates, count))
+            if not tasks:
+                break
+            rounds += 1
+            replayed = self._play([task_id for task_id in tasks for _ in range(size)], backend,
+                                  None if seed is None else seed + rounds)  # a batch's seeds step by 1000
+            played += len(replayed)
+            still_flat = []
+            for index, span in enumerate(flat):
+                group = replayed[index * size:(index + 1) * size]
+                if index < len(tasks) and not is_flat(group):
+                    rollouts[span.start:span.stop] = group
+                else:
+                    still_flat.append(span)
+            flat = still_flat
+        return played
 
     def _batch_number(self, trainer) -> int:
         """Which batch of the stage this is, from the trainer's global step, so a resumed stage goes
@@ -144,7 +204,7 @@ def make_trainer(model, tokenizer, train_task_ids: Sequence[str], rollouts: Epis
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL; we pin the version
     dataset = Dataset.from_list([{"prompt": task_id} for task_id in train_task_ids])
-    watched = [_watched(name) for name in EPISODE_FIELDS if name != "episode_reward"]
+    watched = [_watched(name) for name in LOGGED_FIELDS if name != "episode_reward"]
     args.reward_weights = [1.0] + [0.0] * len(watched)
     settings = dict(model=model, reward_funcs=[episode_reward, *watched], args=args, train_dataset=dataset,
                     processing_class=tokenizer, rollout_func=rollouts, peft_config=peft_config)

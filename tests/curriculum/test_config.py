@@ -18,13 +18,23 @@ def test_shipped_configs_load(path):
     assert config.stages and all(stage.max_steps > 0 for stage in config.stages)
 
 
-def test_the_turn_credit_ablation_is_the_paper_curriculum_with_turn_credit():
+def test_resampling_spends_a_steps_worth_of_rollouts_unless_told_otherwise():
+    stage = parse_config(base(zero_variance="resample", grpo={"num_generations": 4, "per_device_train_batch_size": 8})).stages[0]
+    assert stage.extra_rollout_budget == 8  # 2 tasks x 4 rollouts
+    assert parse_config(base(zero_variance="resample", max_extra_rollouts=64)).stages[0].extra_rollout_budget == 64
+    assert parse_config(base(max_extra_rollouts=64)).stages[0].extra_rollout_budget == 0  # keep: none
+
+
+@pytest.mark.parametrize(("name", "option", "values"), [
+    ("turn_credit.yaml", "credit", ("episode", "turn")), ("zero_variance.yaml", "zero_variance", ("keep", "resample")),
+])
+def test_the_ablations_switch_one_option_on_over_the_paper_curriculum(name, option, values):
     from dataclasses import replace
 
     paper = load_config(preset_path("paper")).stages
-    ablation = load_config(Path(__file__).resolve().parents[2] / "configs" / "turn_credit.yaml").stages
-    assert [stage.credit for stage in ablation] == ["episode", "turn", "turn", "turn"]
-    assert [replace(stage, credit="episode") for stage in ablation] == list(paper)
+    ablation = load_config(Path(__file__).resolve().parents[2] / "configs" / name).stages
+    assert [getattr(stage, option) for stage in ablation] == [values[0], values[1], values[1], values[1]]
+    assert [replace(stage, **{option: values[0]}) for stage in ablation] == list(paper)
 
 
 def test_the_paper_curriculum_matches_the_spec():
@@ -113,6 +123,8 @@ def test_a_stage_trains_on_its_categories_or_a_stratified_subset_of_them():
         (base(credit="turn", turn_weight=2), "turn_weight must be a number from 0 to 1, got 2"),
         (base(credit="turn", reward="format"), "credit: turn compares turn outcomes, so it needs reward progress or progress_reached, not 'format'"),
         (base(credit="turn", grpo={"scale_rewards": "batch"}), "use grpo.scale_rewards group or none"),
+        (base(zero_variance="drop"), "zero_variance must be one of keep, resample, got 'drop'"),
+        (base(zero_variance="resample", max_extra_rollouts=0), "max_extra_rollouts must be a positive integer"),
         ({**base(), "sampled_rollouts": -1}, "sampled_rollouts is the number of rollouts per step written to rollouts.jsonl"),
         ({**base(), "sampled_rollouts": "all"}, "an integer of 0 or more; got 'all'"),
     ],

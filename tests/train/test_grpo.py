@@ -7,7 +7,7 @@ from envtune.env import EpisodeConfig
 from envtune.env.oracle import oracle_reply
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, HFBackend, SamplingParams
-from envtune.train.grpo import EPISODE_FIELDS, EpisodeRollouts, make_trainer
+from envtune.train.grpo import EPISODE_FIELDS, LOGGED_FIELDS, EpisodeRollouts, make_trainer
 
 
 def grpo_args(tmp_path, **overrides):
@@ -86,7 +86,7 @@ class SyntheticRollouts:
             "env_mask": [[1] * 4 + [self.tail_mask] * len(self.tail)] * count,
             "logprobs": None,
             "episode_reward": [1.0, 0.0] * (count // 2),
-            **{name: [0.0] * count for name in EPISODE_FIELDS if name != "episode_reward"},
+            **{name: [0.0] * count for name in LOGGED_FIELDS if name != "episode_reward"},
         }
 
 
@@ -177,3 +177,63 @@ def test_a_resumed_stage_samples_on_with_new_seeds():
     assert len(set(seeds)) == 4
     resumed = new_rollouts()  # a new process, resuming from the checkpoint of step 1
     assert [first_seed(resumed, 1), first_seed(resumed, 1)] == seeds[2:]
+
+
+class ByTask:
+    """The oracle's reply for even episodes of the `varied` tasks, nonsense for every other episode:
+    a group of any other task scores alike (all 0), one of a varied task does not."""
+
+    def __init__(self, tokenizer, rollouts_ref, varied):
+        self.renderer = ChatRenderer(tokenizer)
+        self.eos_token_id = tokenizer.eos_token_id
+        self.end_token_ids = (tokenizer.eos_token_id,)
+        self.rollouts_ref, self.varied = rollouts_ref, varied
+
+    def generate(self, requests, sampling):
+        episodes = self.rollouts_ref[0].episodes
+        return [
+            self.renderer.encode(oracle_reply(episodes[request.episode_index])
+                                 if episodes[request.episode_index].task.id in self.varied and request.episode_index % 2 == 0
+                                 else "nonsense") + [self.eos_token_id]
+            for request in requests
+        ]
+
+
+def play_batch(max_extra_rollouts, replacements=("multi_turn_base_1", "multi_turn_base_3", "multi_turn_base_5")):
+    from types import SimpleNamespace
+
+    _, tokenizer = load_model_and_tokenizer("tiny")
+    reference = []
+    rollouts = EpisodeRollouts(
+        task_index(), tokenizer, EpisodeConfig(max_steps_per_turn=1, reward="format"), SamplingParams(max_new_tokens=8, seed=0),
+        max_completion_tokens=400, replacement_ids=replacements, max_extra_rollouts=max_extra_rollouts,
+        backend_factory=lambda model, tokenizer, size: ByTask(tokenizer, reference, {"multi_turn_base_0", "multi_turn_base_5"}),
+    )
+    reference.append(rollouts)
+    trainer = SimpleNamespace(model=None, state=SimpleNamespace(global_step=0), args=SimpleNamespace(gradient_accumulation_steps=1))
+    output = rollouts(["multi_turn_base_0"] * 2 + ["multi_turn_base_1"] * 2, trainer)
+    return output, [rollout.task_id for rollout in rollouts.last_batch]
+
+
+def test_a_group_whose_rewards_are_all_equal_is_replaced_by_one_that_teaches():
+    output, played = play_batch(max_extra_rollouts=8)
+    # base_1 scored alike; base_1 is in the batch already, base_3 scored alike too, base_5 did not
+    assert played == ["multi_turn_base_0"] * 2 + ["multi_turn_base_5"] * 2
+    assert output["flat_groups"] == [0.5] * 4 and output["extra_rollouts"] == [4.0] * 4
+    assert output["episode_reward"][2] > output["episode_reward"][3]
+    kept, _ = play_batch(max_extra_rollouts=0)
+    assert output["prompt_ids"][:2] == kept["prompt_ids"][:2] and output["prompt_ids"][2] != kept["prompt_ids"][2]
+
+
+def test_replacements_stop_at_the_extra_rollout_budget():
+    output, played = play_batch(max_extra_rollouts=3)  # one more group of 2, not two
+    assert played == ["multi_turn_base_0"] * 2 + ["multi_turn_base_1"] * 2  # base_3 scored alike: the group stays
+    assert output["extra_rollouts"] == [2.0] * 4 and output["flat_groups"] == [0.5] * 4
+    output, played = play_batch(max_extra_rollouts=0)
+    assert output["extra_rollouts"] == [0.0] * 4 and played[2:] == ["multi_turn_base_1"] * 2
+
+
+def test_groups_are_runs_of_one_task():
+    from envtune.train.grpo import groups
+
+    assert groups(["a", "a", "b", "b", "b", "a"]) == [range(0, 2), range(2, 5), range(5, 6)]

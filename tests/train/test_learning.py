@@ -8,7 +8,7 @@ from trl import GRPOConfig
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, GenerationRequest, SamplingParams
 from envtune.rollout.cached import CachedHFBackend
-from envtune.train.grpo import EPISODE_FIELDS, make_trainer
+from envtune.train.grpo import LOGGED_FIELDS, make_trainer
 
 TASKS = ["multi_turn_base_1", "multi_turn_base_2"]  # the dataset's rows; every row plays the same one-step task
 
@@ -30,7 +30,7 @@ class OneTokenTask:
         return {
             "prompt_ids": [self.prompt_ids] * len(prompts), "completion_ids": replies,
             "env_mask": [[1]] * len(prompts), "logprobs": None, "episode_reward": rewards,
-            **{name: [0.0] * len(prompts) for name in EPISODE_FIELDS if name != "episode_reward"},
+            **{name: [0.0] * len(prompts) for name in LOGGED_FIELDS if name != "episode_reward"},
         }
 
 

@@ -13,7 +13,7 @@ from envtune.errors import EnvtuneError
 from envtune.models import resolve_placement
 from envtune.train import engine
 from envtune.train.engine import TrlEngine
-from envtune.train.grpo import EPISODE_FIELDS
+from envtune.train.grpo import LOGGED_FIELDS
 
 
 @pytest.mark.parametrize("variable, value, named", [
@@ -58,7 +58,7 @@ class FixedRollouts:
             "completion_ids": [[5, 6, 7, 8], [9, 10, 11, 12]] * (count // 2),
             "env_mask": [[1] * 4] * count,
             "logprobs": None,
-            **{name: [1.0, 0.0] * (count // 2) if name == "episode_reward" else [0.0] * count for name in EPISODE_FIELDS},
+            **{name: [1.0, 0.0] * (count // 2) if name == "episode_reward" else [0.0] * count for name in LOGGED_FIELDS},
         }
 
 

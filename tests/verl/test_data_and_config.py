@@ -240,11 +240,15 @@ def test_dry_run_says_where_each_stages_data_is(tmp_path, capsys):
     assert "val: 4 tasks" in hints  # the smoke preset validates on 4 tasks
 
 
-def test_turn_credit_is_refused_on_verl_before_anything_runs(tmp_path, capsys):
+@pytest.mark.parametrize(("option", "message"), [
+    ("credit: turn", "stage s: credit: turn runs on the TRL engine only so far"),
+    ("zero_variance: resample", "stage s: zero_variance: resample runs on the TRL engine only so far"),
+])
+def test_trl_only_options_are_refused_on_verl_before_anything_runs(tmp_path, capsys, option, message):
     from envtune.cli import main
 
-    config = tmp_path / "turn.yaml"
-    config.write_text("name: turn\nstages:\n  - {name: s, split: train, reward: progress, max_steps: 1, credit: turn}\n")
+    config = tmp_path / "trl-only.yaml"
+    config.write_text(f"name: trl-only\nstages:\n  - {{name: s, split: train, reward: progress, max_steps: 1, {option}}}\n")
     assert main(["tune", "--engine", "verl", "--config", str(config), "--dry-run", "--output", str(tmp_path / "run")]) == 2
-    assert "stage s: credit: turn runs on the TRL engine only so far" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
