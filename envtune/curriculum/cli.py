@@ -64,14 +64,16 @@ def _check_vllm(engine: str, config: CurriculumConfig) -> None:
 
 def _check_trl_only(engine: str, config: CurriculumConfig) -> None:
     """Turn-level credit and the resampling of zero-variance groups: the TRL engine has them so far."""
-    turn = [stage.name for stage in config.stages if stage.credit == "turn"]
-    if engine == "verl" and turn:
-        raise EnvtuneError(f"stage {turn[0]}: credit: turn runs on the TRL engine only so far; veRL would need its own "
-                           f"advantage estimator fed with the turn boundaries of its agent loop. Use --engine trl or credit: episode")
-    resampled = [stage.name for stage in config.stages if stage.zero_variance == "resample"]
-    if engine == "verl" and resampled:
-        raise EnvtuneError(f"stage {resampled[0]}: zero_variance: resample runs on the TRL engine only so far "
-                           f"(veRL's own group filter is not wired in yet). Use --engine trl or zero_variance: keep")
+    if engine != "verl":
+        return
+    for stage in config.stages:
+        if stage.credit == "turn":
+            raise EnvtuneError(f"stage {stage.name}: credit: turn runs on the TRL engine only so far; veRL would need its "
+                               f"own advantage estimator fed with the turn boundaries of its agent loop. Use --engine trl or "
+                               f"credit: episode")
+        if stage.zero_variance == "resample":
+            raise EnvtuneError(f"stage {stage.name}: zero_variance: resample runs on the TRL engine only so far "
+                               f"(veRL's own group filter is not wired in yet). Use --engine trl or zero_variance: keep")
 
 
 def _config(args: argparse.Namespace) -> CurriculumConfig:

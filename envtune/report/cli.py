@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from envtune.cli_values import positive_int
+from envtune.report import MAX_CONVERSATIONS
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(Table 1 layout, 95%% intervals, per-task conversations), in one HTML file that opens offline.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a run directory of `envtune tune` or an output directory of `envtune eval`")
     parser.add_argument("--output", default="report.html", help="the HTML file to write (default: report.html)")
-    parser.add_argument("--max-conversations", type=positive_int, default=500, metavar="N",
+    parser.add_argument("--max-conversations", type=positive_int, default=MAX_CONVERSATIONS, metavar="N",
                         help="conversations kept per directory, spread evenly over its rollouts or tasks; the rest are "
-                             "listed without one (default 500)")
+                             f"listed without one (default {MAX_CONVERSATIONS})")
     parser.set_defaults(handler=cmd_report)

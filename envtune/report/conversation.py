@@ -68,6 +68,10 @@ def conversation_turns(
         starts = [start - 1 for start in starts]  # eval records keep the system prompt; the viewer does not
     verdicts = record.get("turn_verdicts") or []
     decoded = record.get("decoded")
+
+    def truth(turn: int) -> list[str] | None:
+        return list(ground_truth[turn]) if ground_truth is not None and turn < len(ground_truth) else None
+
     turns = []
     for turn, start in enumerate(starts):
         end = starts[turn + 1] if turn + 1 < len(starts) else len(messages)
@@ -78,12 +82,11 @@ def conversation_turns(
             calls = [call for entry in entries if entry["kind"] == "reply" for call in entry["calls"]]
         turns.append({
             "turn": turn, "request": request, "entries": entries, "model_calls": calls,
-            "ground_truth": list(ground_truth[turn]) if ground_truth is not None and turn < len(ground_truth) else None,
+            "ground_truth": truth(turn),
             "verdict": verdicts[turn] if turn < len(verdicts) else None, "played": True,
             "hints": [hint["kind"] for hint in record.get("hints", []) if hint.get("turn") == turn],
         })
     for turn in range(len(starts), record.get("num_turns") or 0):  # after a force-quit or the token budget
         turns.append({"turn": turn, "request": [], "entries": [], "model_calls": [], "verdict": None, "played": False,
-                      "ground_truth": list(ground_truth[turn]) if ground_truth is not None and turn < len(ground_truth) else None,
-                      "hints": []})
+                      "ground_truth": truth(turn), "hints": []})
     return turns

@@ -4,13 +4,12 @@ with the Plotly library it inlines, so the file needs no network)."""
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from envtune.bfcl.tasks import CATEGORIES
 from envtune.curriculum.console import KL_KEYS
-from envtune.curriculum.table import GRAD_NORM_KEYS, REWARD_KEYS
+from envtune.curriculum.table import GRAD_NORM_KEYS, REWARD_KEYS, first_value
 
 # One row of the curriculum figure per group; each curve reads the first of its keys a row has
 # (TRL's names, then veRL's).
@@ -43,11 +42,6 @@ CURRICULUM_ROWS: tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
 )
 
 
-def _number(row: Mapping[str, Any], keys: Sequence[str]) -> float | None:
-    value = next((row[key] for key in keys if key in row), None)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def _as_json(figure) -> dict[str, Any]:
     return json.loads(figure.to_json())  # Plotly's encoder: plain JSON the page passes to Plotly.newPlot
 
@@ -65,7 +59,7 @@ def curriculum_figure(stages: Sequence[Mapping[str, Any]], metrics: Sequence[Map
         for label, keys in curves:
             points = {}  # run step -> value; a resumed step's later line replaces the earlier one
             for line in metrics:
-                value = _number(line, keys)
+                value = first_value(line, keys)
                 if value is not None and line.get("stage") in offsets:
                     points[offsets[line["stage"]] + line["step"]] = (value, line["stage"], line["step"])
             if not points:

@@ -17,13 +17,13 @@ from typing import Any, Mapping, Sequence
 from envtune import __version__
 from envtune.bfcl.tasks import CATEGORIES, Task, task_index
 from envtune.errors import EnvtuneError
+from envtune.report import MAX_CONVERSATIONS
 from envtune.report.conversation import conversation_turns
 from envtune.report.figures import accuracy_figure, curriculum_figure, failure_figure
 from envtune.report.sources import EvalSource, RunSource, read_source
 from envtune.run_files import write_atomically
 
 TABLE_ONE_COLUMNS = (*CATEGORIES, "overall")  # the paper's Table 1: one row per model
-MAX_CONVERSATIONS = 500  # per directory: a paper-scale run or a 3-sample held-out eval stays a file to mail
 
 
 def kept_conversations(count: int, limit: int) -> set[int]:
@@ -52,9 +52,9 @@ def _tasks(release: str | None, notes: list[str]) -> dict[str, Task]:
         return {}
 
 
-def _ground_truth(tasks: Mapping[str, Task], task_id: str) -> list[list[str]] | None:
+def _ground_truth(tasks: Mapping[str, Task], task_id: str) -> tuple[tuple[str, ...], ...] | None:
     task = tasks.get(task_id)
-    return [list(turn) for turn in task.ground_truth] if task else None
+    return task.ground_truth if task else None
 
 
 def _stages(run: RunSource) -> list[dict[str, Any]]:
