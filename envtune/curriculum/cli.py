@@ -62,20 +62,6 @@ def _check_vllm(engine: str, config: CurriculumConfig) -> None:
                            f"install vLLM on a GPU machine (pip install 'trl[vllm]'), or train without --vllm")
 
 
-def _check_trl_only(engine: str, config: CurriculumConfig) -> None:
-    """Turn-level credit and the resampling of zero-variance groups: the TRL engine has them so far."""
-    if engine != "verl":
-        return
-    for stage in config.stages:
-        if stage.credit == "turn":
-            raise EnvtuneError(f"stage {stage.name}: credit: turn runs on the TRL engine only so far; veRL would need its "
-                               f"own advantage estimator fed with the turn boundaries of its agent loop. Use --engine trl or "
-                               f"credit: episode")
-        if stage.zero_variance == "resample":
-            raise EnvtuneError(f"stage {stage.name}: zero_variance: resample runs on the TRL engine only so far "
-                               f"(veRL's own group filter is not wired in yet). Use --engine trl or zero_variance: keep")
-
-
 def _config(args: argparse.Namespace) -> CurriculumConfig:
     if bool(args.config) == bool(args.preset):
         raise EnvtuneError(f"give either --config FILE or --preset {'|'.join(PRESETS)}")
@@ -101,7 +87,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _check_engine_flags(args)
     config = _config(args)
     _check_vllm(args.engine, config)
-    _check_trl_only(args.engine, config)
     if not args.verbose:
         quiet_libraries()
     model = args.model or ("tiny" if args.preset == "smoke" else None)

@@ -73,7 +73,7 @@ STAGE_KEYS = {
     "credit", "turn_weight", "zero_variance", "max_extra_rollouts",
 }
 VALIDATION_KEYS = {"split", "every", "max_tasks"}
-CREDIT_MODES = ("episode", "turn")  # see envtune.train.credit
+CREDIT_MODES = ("episode", "turn")  # see envtune.curriculum.credit
 TURN_CREDIT_REWARDS = ("progress", "progress_reached")  # rewards made of turn outcomes
 ZERO_VARIANCE_MODES = ("keep", "resample")  # groups whose rewards are all equal: train on them, or replace them
 # envtune's defaults for the `grpo` fields both engines read: the step geometry, the checkpoint interval
@@ -145,7 +145,7 @@ class StageConfig:
     generation_batch_size: int = 16
     lora: Mapping[str, Any] | None = None  # PEFT LoraConfig fields; None trains every weight
     verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
-    credit: str = "episode"  # episode: GRPO's advantage per episode; turn: per turn (envtune.train.credit)
+    credit: str = "episode"  # episode: GRPO's advantage per episode; turn: per turn (envtune.curriculum.credit)
     turn_weight: float = 0.5  # credit turn: the weight of a turn's own progress against the episode reward
     zero_variance: str = "keep"  # resample: replace groups whose rewards are all equal (envtune.train.grpo)
     max_extra_rollouts: int | None = None  # resample: at most this many more rollouts per step; None: a step's worth
@@ -325,6 +325,10 @@ def _stage(index: int, raw: Mapping[str, Any]) -> StageConfig:
         raise ConfigError(f"{where} transition: {error}") from None
     _check_step(where, stage, raw.get("tasks_per_step"))
     _check_schedule(where, stage.grpo_settings)
+    generations = stage.grpo_settings["num_generations"]
+    if stage.zero_variance == "resample" and stage.extra_rollout_budget < generations:
+        raise ConfigError(f"{where}: max_extra_rollouts {max_extra} is less than one group ({generations} rollouts, "
+                          "grpo.num_generations): no group could ever be replaced")
     return stage
 
 

@@ -1,5 +1,5 @@
 """TRL's `GRPOTrainer` with turn-level credit (`credit: turn`): each completion token's advantage is
-its turn's (`envtune.train.credit`), handed to TRL's loss as a (batch, tokens) tensor, the shape TRL
+its turn's (`envtune.curriculum.credit`), handed to TRL's loss as a (batch, tokens) tensor, the shape TRL
 accepts from subclasses in place of one advantage per sequence. Everything else is TRL's."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from __future__ import annotations
 import torch
 from trl import GRPOTrainer
 
-from envtune.train.credit import batch_token_advantages
+from envtune.curriculum.credit import batch_token_advantages
 
 
 class TurnCreditGRPOTrainer(GRPOTrainer):
     """GRPO whose advantages are per turn; `turn_weight` mixes each turn's progress with the episode
-    reward (see `envtune.train.credit`). The rollouts come from the `EpisodeRollouts` it plays."""
+    reward (see `envtune.curriculum.credit`). The rollouts come from the `EpisodeRollouts` it plays."""
 
     def __init__(self, *args, turn_weight: float, **kwargs):
         super().__init__(*args, **kwargs)

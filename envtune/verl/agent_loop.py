@@ -16,8 +16,12 @@ function). `extra_fields` carry, for veRL 0.9.1's default trainer (v1):
     min/max_global_steps the weight versions that generated the trajectory, from the servers (v1's
                         staleness metrics read them)
 
+    turn_scores         1.0 / 0.0 per turn closed, and
+    turn_offsets,       where each played turn's tokens begin in the response, and the task's
+    task_turns          number of turns: what turn-level credit (envtune.verl.credit) reads
+
 and, for the deprecated v0 trainer (`trainer.use_v1=false`), which puts them in its batch:
-`turn_scores` (1.0 / 0.0 per turn) and `tool_call_counts` (v0 logs tool_call_counts/mean).
+`tool_call_counts` (v0 logs tool_call_counts/mean).
 
 veRL finds the loop through `actor_rollout_ref.rollout.agent.agent_loop_config_path`, pointing at
 the `agent_loops.yaml` shipped beside this module; rows pick it with `agent_name: envtune_episode`.
@@ -38,6 +42,7 @@ from envtune.env.episode import Episode
 from envtune.errors import EnvtuneError
 from envtune.rollout.driver import Rollout, TokenDriver
 from envtune.rollout.generation import end_token_ids
+from envtune.curriculum.credit import turn_offsets
 from envtune.verl.config import model_context
 from envtune.verl.data import AGENT_NAME, REBUILD, EpisodeSpec
 
@@ -145,6 +150,8 @@ class EpisodeAgentLoop(AgentLoopBase):
                 **server_fields,
                 "reward_extra_info": record.metrics(),
                 "turn_scores": [1.0 if passed else 0.0 for passed in record.turn_successes],
+                "turn_offsets": turn_offsets(rollout.token_turns),
+                "task_turns": record.num_turns,
                 "tool_rewards": [],
                 "tool_call_counts": record.tool_calls,
             },

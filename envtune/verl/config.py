@@ -215,8 +215,44 @@ def stage_overrides(stage: StageConfig, run: StageRun, cluster: Cluster) -> tupl
             ignored.append(f"lora.{field}")
     for name, value in run.worker_env.items():
         settings[f"++ray_kwargs.ray_init.runtime_env.env_vars.{name}"] = value
+    settings.update(option_settings(stage))
     settings.update(stage.verl)
     return [f"{key}={hydra_value(value)}" for key, value in settings.items()], ignored
+
+
+def option_settings(stage: StageConfig) -> dict[str, Any]:
+    """What the stage's `credit: turn` and `zero_variance: resample` set in veRL (envtune.verl.credit,
+    envtune.verl.sampler). Both need veRL's sync v1 trainer, so its `verl:` keys may not change that."""
+    from envtune.verl.credit import ESTIMATOR, SETUP_HOOK, TRAINER
+    from envtune.verl.sampler import MODULE
+
+    settings: dict[str, Any] = {}
+    if stage.credit == "turn":
+        settings.update({
+            "algorithm.adv_estimator": ESTIMATOR,
+            "+algorithm.turn_weight": stage.turn_weight,
+            "trainer.v1.trainer_mode": TRAINER,
+            # veRL's task runner is a Ray actor: the hook registers the estimator and trainer in its process
+            "++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook": SETUP_HOOK,
+        })
+    if stage.zero_variance == "resample":
+        settings.update({
+            "algorithm.filter_groups.enable": True,  # veRL then feeds refills one task at a time
+            "algorithm.filter_groups.metric": "reward",
+            "trainer.v1.sampler.custom_sampler.path": MODULE,
+            "trainer.v1.sampler.custom_sampler.name": "BoundedGroupFilter",
+            "+trainer.v1.sampler.sampler_kwargs.tasks_per_step": stage.tasks_per_step,
+            "+trainer.v1.sampler.sampler_kwargs.rollouts_per_task": stage.grpo_settings["num_generations"],
+            "+trainer.v1.sampler.sampler_kwargs.max_extra_rollouts": stage.extra_rollout_budget,
+        })
+        settings.setdefault("trainer.v1.trainer_mode", "sync")
+    if settings:
+        settings["trainer.use_v1"] = True
+    options = [option for option, on in (("credit: turn", stage.credit == "turn"),
+                                         ("zero_variance: resample", stage.zero_variance == "resample")) if on]
+    for key in sorted(set(stage.verl) & {key.lstrip("+") for key in settings}):
+        raise ConfigError(f"stage {stage.name} verl: {key} is set by {' and '.join(options)}; leave it out of verl:")
+    return settings
 
 
 def compose(overrides: Sequence[str]):

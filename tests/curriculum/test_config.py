@@ -125,6 +125,8 @@ def test_a_stage_trains_on_its_categories_or_a_stratified_subset_of_them():
         (base(credit="turn", grpo={"scale_rewards": "batch"}), "use grpo.scale_rewards group or none"),
         (base(zero_variance="drop"), "zero_variance must be one of keep, resample, got 'drop'"),
         (base(zero_variance="resample", max_extra_rollouts=0), "max_extra_rollouts must be a positive integer"),
+        (base(zero_variance="resample", max_extra_rollouts=3, grpo={"num_generations": 4}),
+         "max_extra_rollouts 3 is less than one group (4 rollouts, grpo.num_generations)"),
         ({**base(), "sampled_rollouts": -1}, "sampled_rollouts is the number of rollouts per step written to rollouts.jsonl"),
         ({**base(), "sampled_rollouts": "all"}, "an integer of 0 or more; got 'all'"),
     ],

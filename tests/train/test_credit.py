@@ -1,4 +1,4 @@
-"""The turn-level advantage estimator (`envtune.train.credit`): its formula, its edge cases, and the
+"""The turn-level advantage estimator (`envtune.curriculum.credit`): its formula, its edge cases, and the
 turn each completion token is credited to."""
 
 import pytest
@@ -8,7 +8,7 @@ from envtune.env import Episode, EpisodeConfig
 from envtune.env.oracle import calls_reply, oracle_reply
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, TokenDriver
-from envtune.train.credit import group_turn_advantages, token_advantages, turn_progress
+from envtune.curriculum.credit import group_turn_advantages, token_advantages, turn_progress
 
 
 def episode_advantages(rewards):
@@ -89,7 +89,7 @@ def constructed(task_id, successes, num_turns, reward, token_turns):
 
 
 def test_a_batch_is_credited_group_by_group_and_token_by_token():
-    from envtune.train.credit import batch_token_advantages
+    from envtune.curriculum.credit import batch_token_advantages
 
     batch = [  # two tasks, two rollouts each, laid out task by task as TRL does
         constructed("a", [True, False], 2, 0.5, [0, 0, 1]), constructed("a", [False, True], 2, 0.5, [0, 1, 1]),
@@ -139,7 +139,7 @@ def test_turn_credit_trains_as_grpo_when_every_turn_has_its_episodes_outcome(tmp
 def test_the_loss_gets_each_tokens_turn_advantage(tmp_path):
     """A budget that cuts the oracle off after its first turns: its later turns fail, so its tokens'
     advantages differ from turn to turn, exactly as the estimator says."""
-    from envtune.train.credit import batch_token_advantages
+    from envtune.curriculum.credit import batch_token_advantages
 
     _, rollouts, advantage = one_step(tmp_path, 1.0, budget=400)
     assert 0 < sum(rollouts[0].record.turn_successes) < rollouts[0].record.num_turns  # the oracle passed some turns, not all

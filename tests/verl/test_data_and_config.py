@@ -240,15 +240,31 @@ def test_dry_run_says_where_each_stages_data_is(tmp_path, capsys):
     assert "val: 4 tasks" in hints  # the smoke preset validates on 4 tasks
 
 
-@pytest.mark.parametrize(("option", "message"), [
-    ("credit: turn", "stage s: credit: turn runs on the TRL engine only so far"),
-    ("zero_variance: resample", "stage s: zero_variance: resample runs on the TRL engine only so far"),
-])
-def test_trl_only_options_are_refused_on_verl_before_anything_runs(tmp_path, capsys, option, message):
+def test_the_same_yaml_runs_turn_credit_and_zero_variance_on_verl(tmp_path, capsys):
+    """`credit: turn` and `zero_variance: resample` render to envtune's estimator, trainer and bounded
+    group filter, in overrides veRL accepts (the dry run composes and checks them)."""
     from envtune.cli import main
 
-    config = tmp_path / "trl-only.yaml"
-    config.write_text(f"name: trl-only\nstages:\n  - {{name: s, split: train, reward: progress, max_steps: 1, {option}}}\n")
-    assert main(["tune", "--engine", "verl", "--config", str(config), "--dry-run", "--output", str(tmp_path / "run")]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+    config = tmp_path / "options.yaml"
+    config.write_text("name: options\nstages:\n  - {name: s, split: train, categories: [base], reward: progress, "
+                      "max_steps: 1, credit: turn, turn_weight: 0.25, zero_variance: resample, max_extra_rollouts: 32}\n")
+    assert main(["tune", "--engine", "verl", "--config", str(config), "--model", "tiny", "--dry-run",
+                 "--output", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    for override in ("algorithm.adv_estimator=envtune_turn_credit", "+algorithm.turn_weight=0.25",
+                     "trainer.v1.trainer_mode=envtune_turn_credit",
+                     "++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=envtune.verl.credit.register",
+                     "algorithm.filter_groups.enable=true", "trainer.v1.sampler.custom_sampler.name=BoundedGroupFilter",
+                     "+trainer.v1.sampler.sampler_kwargs.max_extra_rollouts=32"):
+        assert f"    {override}" in out.replace(" \\\n", "\n"), override
+
+
+def test_a_verl_key_that_an_option_sets_is_refused_by_name(hints_data):
+    stage = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3,
+                                      "credit": "turn", "verl": {"algorithm.adv_estimator": "rloo"}}]}).stages[0]
+    with pytest.raises(ConfigError, match="stage s verl: algorithm.adv_estimator is set by credit: turn; leave it out"):
+        stage_overrides(stage, stage_run(hints_data), Cluster())
+    both = parse_config({"stages": [{"name": "s", "split": "train", "reward": "progress", "max_steps": 3, "credit": "turn",
+                                     "zero_variance": "resample", "verl": {"trainer.use_v1": False}}]}).stages[0]
+    with pytest.raises(ConfigError, match="trainer.use_v1 is set by credit: turn and zero_variance: resample"):
+        stage_overrides(both, stage_run(hints_data), Cluster())

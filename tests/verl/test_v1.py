@@ -3,34 +3,21 @@ the TransferQueue agent-loop worker playing our rows against a fake LLM server, 
 buffer and its validation. A session that raises is logged and scored as a failure, which is what the
 veRL engine's lost-session check reads. (test_worker.py drives the deprecated v0 worker.)"""
 
-import asyncio
 import logging
-import threading
-from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
 
 tq = pytest.importorskip("transfer_queue", reason="veRL's v1 trainer needs TransferQueue: pip install -e '.[verl]'")
 
-import ray
-from omegaconf import OmegaConf
-from torchdata.stateful_dataloader import StatefulDataLoader
+from v1_harness import v1_trainer
 from verl.trainer.ppo.v1 import PPOTrainerSync
-from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
-from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
-from verl.workers.rollout.replica import TokenOutput
 
 from envtune.curriculum.config import parse_config
-from envtune.curriculum.run import CurriculumRun
 from envtune.env import Episode
-from envtune.env.oracle import oracle_reply
 from envtune.errors import EnvtuneError
-from envtune.models import tiny_model_path
 from envtune.verl import agent_loop
-from envtune.verl.config import compose
-from envtune.verl.data import EpisodeSpec
-from envtune.verl.engine import VerlEngine, lost_sessions, validation_accuracy
+from envtune.verl.engine import lost_sessions, validation_accuracy
 
 CONFIG = parse_config({
     "name": "v1",
@@ -41,82 +28,14 @@ CONFIG = parse_config({
 })
 CATEGORIES = {"base", "miss_func", "miss_param", "long_context"}
 
-
-class OracleServer:
-    """A fake LLM server that plays the ground truth of each trajectory: it knows the task from the
-    opening prompt and keeps a mirror episode per request id (the agent loop's sticky id)."""
-
-    def __init__(self, tokenizer, rows, tasks):
-        self.tokenizer = tokenizer
-        self.openings, self.mirrors = {}, {}
-        for row in rows:
-            spec = EpisodeSpec.from_kwargs(row["extra_info"]["interaction_kwargs"])
-            task = tasks[spec.task_id]
-            with Episode(task, spec.episode) as episode:
-                messages = episode.reset()
-            opening = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                    return_dict=False)
-            self.openings[tuple(opening)] = (task, spec.episode)
-
-    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
-        if request_id not in self.mirrors:
-            self.mirrors[request_id] = Episode(*self.openings[tuple(prompt_ids)])
-            self.mirrors[request_id].reset()
-        mirror = self.mirrors[request_id]
-        text = oracle_reply(mirror)
-        mirror.step({"role": "assistant", "content": text})
-        ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
-        version = {"global_steps": 1, "min_global_steps": 1, "max_global_steps": 1}
-        return TokenOutput(token_ids=ids, log_probs=[-0.1] * len(ids), extra_fields=version)
-
-
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # torchdata's, in veRL's data loader
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
-        yield
-        tq.close()
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def trainer(ray_cluster, tmp_path_factory, tasks):
-    """veRL's sync v1 trainer as far as rollouts and validation go, with its agent-loop worker in this
-    process on an event loop of its own (a Ray actor has one), as `main_ppo` would build them from the
-    engine's launch."""
-    engine = VerlEngine()
-    run = CurriculumRun(CONFIG, str(tiny_model_path()), tmp_path_factory.mktemp("run"), None, engine)
-    command, _, _ = engine.launch(run, 0, CONFIG.stages[0], str(tiny_model_path()), done=0)
-    config = compose([word for word in command if "=" in word])
-    worker = AgentLoopWorkerTQ.__ray_actor_class__(config, llm_client=None)
-    rows = [row for path in (config.data.train_files, config.data.val_files) for row in pq.read_table(path).to_pylist()]
-    worker.llm_client = OracleServer(worker.tokenizer, rows, tasks)
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-
-    def generate_sequences(batch):
-        asyncio.run_coroutine_threadsafe(worker.generate_sequences(batch), loop).result()
-
-    ppo = object.__new__(PPOTrainerSync)
-    ppo.config, ppo.trainer_mode, ppo.global_steps, ppo.tokenizer = config, "sync", 0, worker.tokenizer
-    ppo.agent_loop_manager = SimpleNamespace(generate_sequences=generate_sequences)
-    ppo.reward_loop_manager = SimpleNamespace(reward_loop_worker_handles=[])  # the agent loop scores: no reward workers
-    datasets = {split: RLHFDataset(path, worker.tokenizer, config.data)
-                for split, path in (("train", config.data.train_files), ("val", config.data.val_files))}
-    ppo.train_dataloader = StatefulDataLoader(datasets["train"], batch_size=config.data.train_batch_size,
-                                              shuffle=False, drop_last=True, collate_fn=collate_fn)
-    ppo.train_dataloader_it = None
-    ppo.val_dataloader = StatefulDataLoader(datasets["val"], batch_size=len(datasets["val"]), shuffle=False,
-                                            collate_fn=collate_fn)
-    ppo.replay_buffer = ppo._build_replay_buffer()
-    ppo.replay_buffer.poll_interval = 0.1
-    yield ppo
-    loop.call_soon_threadsafe(loop.stop)
+    """veRL's sync v1 trainer as `main_ppo` would build it from the engine's launch (see v1_harness)."""
+    with v1_trainer(CONFIG, tmp_path_factory.mktemp("run"), tasks, PPOTrainerSync) as ppo:
+        yield ppo
 
 
 def test_v1_trains_on_our_trajectories(trainer):

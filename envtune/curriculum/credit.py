@@ -9,8 +9,9 @@ turn the episode never reached) and R_i its episode reward:
     u_{i,k} = w * g_{i,k} + (1 - w) * R_i                    w = the stage's turn_weight, in [0, 1]
     A_{i,k} = (u_{i,k} - mean_j u_{j,k}) / (std_j u_{j,k} + eps)   over the group, at the same turn k
 
-(std is the unbiased standard deviation over the group and eps 1e-4, as TRL normalizes episode
-rewards; with `scale_rewards: none` the division is left out, as TRL leaves it out.) Every model
+(std is the unbiased standard deviation over the group and eps the engine's own: 1e-4 as TRL
+normalizes episode rewards, 1e-6 as veRL's GRPO does; with `scale_rewards: none` (veRL:
+`norm_adv_by_std_in_grpo: false`) the division is left out, as both engines leave it out.) Every model
 token of turn k of rollout i gets A_{i,k}; environment tokens carry no loss either way.
 
 Edge cases:
@@ -27,6 +28,7 @@ Edge cases:
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ def turn_progress(successes: Sequence[bool], num_turns: int) -> list[float]:
 
 def group_turn_advantages(
     successes: Sequence[Sequence[bool]], rewards: Sequence[float], num_turns: int, turn_weight: float, scale: bool = True,
+    epsilon: float = EPSILON,
 ) -> list[list[float]]:
     """A_{i,k} for one group (the rollouts of one task): one list of `num_turns` advantages per rollout."""
     if not 0.0 <= turn_weight <= 1.0:
@@ -53,7 +56,7 @@ def group_turn_advantages(
     for turn in range(num_turns):
         column = [score[turn] for score in scores]
         mean = statistics.fmean(column)
-        spread = (statistics.stdev(column) if len(column) > 1 else 0.0) + EPSILON if scale else 1.0
+        spread = (statistics.stdev(column) if len(column) > 1 else 0.0) + epsilon if scale else 1.0
         for index, value in enumerate(column):
             advantages[index][turn] = (value - mean) / spread
     return advantages
@@ -66,6 +69,21 @@ def token_advantages(turn_advantages: Sequence[float], token_turns: Sequence[int
     turns = list(token_turns[:length]) + [last] * (length - len(token_turns))
     final = len(turn_advantages) - 1
     return [turn_advantages[min(turn, final)] for turn in turns]
+
+
+def turn_offsets(token_turns: Sequence[int]) -> list[int]:
+    """Where each turn's tokens begin, in completion positions: the compact form of `token_turns`
+    that travels with a veRL trajectory (a turn without tokens begins where the next one does)."""
+    offsets: list[int] = []
+    for position, turn in enumerate(token_turns):
+        while len(offsets) <= turn:
+            offsets.append(position)
+    return offsets
+
+
+def offsets_to_turns(offsets: Sequence[int], length: int) -> list[int]:
+    """The turn of each of `length` completion positions, from `turn_offsets`."""
+    return [max(bisect_right(offsets, position) - 1, 0) for position in range(length)]
 
 
 def batch_token_advantages(rollouts: Sequence[Rollout], generations: int, turn_weight: float, scale: bool,
