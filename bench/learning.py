@@ -4,16 +4,19 @@ preset (the `rl` arm) against three arms, each compared with rl:
 - `control`: the same run at learning rate 0, which never changes its weights;
 - `turn_credit`: `credit: turn` (turn_weight at its default, 0.5) in the progress stage; the syntax
   stage's reward is format, which turn credit refuses, so it stays as in rl;
-- `zero_variance`: `zero_variance: resample` in both stages, on rl's budget of rollouts: a stage may
-  play at most the rollouts rl's does (max_steps x tasks_per_step x num_generations), so it gets one
-  group of extra rollouts per step (max_extra_rollouts = num_generations) and max_steps = that budget
-  // (rollouts per step + max_extra_rollouts): in the learn preset, 8 steps of at most 8 + 4 rollouts
-  against rl's 12 steps of 8, 96 a stage.
-  A stage validates every `validation.every` steps and on its last step, so its final validation is
-  that of its last step. Its training reward is that of the groups that trained (flat ones replaced)
-  over fewer steps, so its `train_reward_slope` is not like for like. A stage whose groups seldom tie
-  plays fewer rollouts than rl's: format rewards rarely do (a trial run replaced no syntax group and
-  played 64 of 96), so its `val_format_reward` compares 8 steps with 12 more than resampling with none.
+- `zero_variance`: `zero_variance: resample` in the progress stage (as `configs/zero_variance.yaml`
+  has it in the paper's progress stages), on rl's budget of rollouts: the stage may play at most the
+  rollouts rl's does (max_steps x tasks_per_step x num_generations), so it gets one group of extra
+  rollouts per step (max_extra_rollouts = num_generations) and max_steps = that budget // (rollouts
+  per step + max_extra_rollouts): in the learn preset, 8 steps of at most 8 + 4 rollouts against rl's
+  12 steps of 8, 96 in all. Its training reward is that of the groups that trained (flat ones
+  replaced) over fewer steps, so its `train_reward_slope` is not like for like. (The syntax stage
+  stays as in rl: its format rewards seldom tie, and a trial run with resampling there replaced no
+  group, so the budget rule would only have cut its steps.)
+
+Both new arms leave the syntax stage as rl has it, so their `val_format_reward` differs from rl's only
+as far as two runs of the same stage do. A stage validates every `validation.every` steps and on its
+last step, so its final validation is that of its last step.
 
 Every arm starts from the same warm start (`envtune sft` on the oracle episodes of the `format`
 split with the compact prompt; `make demo` builds a cheaper one without the longest episodes; built
@@ -133,7 +136,7 @@ def stage_changes(arm: str, raw: Mapping[str, Any], stage: StageConfig) -> dict[
         return {"grpo": {**raw.get("grpo", {}), "learning_rate": 0.0}}
     if arm == "turn_credit" and stage.reward in TURN_CREDIT_REWARDS:
         return {"credit": "turn"}
-    if arm == "zero_variance":  # one group more per step at most, within the stage's rollouts in rl
+    if arm == "zero_variance" and stage.reward in TURN_CREDIT_REWARDS:  # at most one group more per step, on rl's budget
         extra = stage.grpo_settings["num_generations"]
         budget = stage.max_steps * step_rollouts(stage)
         return {"zero_variance": "resample", "max_extra_rollouts": extra,
