@@ -15,10 +15,10 @@ function). `extra_fields` carry, for veRL 0.9.1's default trainer (v1):
                         val-aux/<source>/progress/mean@1, ...); v1 logs none of them in training
     min/max_global_steps the weight versions that generated the trajectory, from the servers (v1's
                         staleness metrics read them)
-
-    turn_scores         1.0 / 0.0 per turn closed, and
-    turn_offsets,       where each played turn's tokens begin in the response, and the task's
-    task_turns          number of turns: what turn-level credit (envtune.verl.credit) reads
+    turn_scores         1.0 / 0.0 per turn closed     } what turn-level credit reads
+    turn_offsets        where each played turn's      } (envtune.verl.credit)
+                        tokens begin in the response  }
+    task_turns          the task's number of turns    }
 
 and, for the deprecated v0 trainer (`trainer.use_v1=false`), which puts them in its batch:
 `tool_call_counts` (v0 logs tool_call_counts/mean).

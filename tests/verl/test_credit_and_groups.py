@@ -16,10 +16,14 @@ from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
 
 from envtune.curriculum.config import parse_config
+from envtune.curriculum.run import CurriculumRun
 from envtune.curriculum.credit import group_turn_advantages
 from envtune.env.oracle import ANSWER
 from envtune.errors import EnvtuneError
+from envtune.models import tiny_model_path
+from envtune.verl.config import compose
 from envtune.verl.credit import ESTIMATOR, TRAINER, TrajectoryTurns, TurnCreditTrainer, lend_turns, register
+from envtune.verl.engine import VerlEngine
 from envtune.verl.sampler import EXTRA_ROLLOUTS, FLAT_GROUPS
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # torchdata's, in veRL's data loader
@@ -60,6 +64,23 @@ def test_the_setup_hook_registers_the_estimator_and_the_trainer_in_rays_worker_p
     registered them there (veRL's own functions run remotely here, nothing of envtune's is sent)."""
     assert ray.get(ray.remote(num_cpus=0)(get_adv_estimator_fn).remote(ESTIMATOR)).__name__ == "turn_credit_advantage"
     assert ray.get(ray.remote(num_cpus=0)(get_trainer_cls).remote(TRAINER)).__name__ == TurnCreditTrainer.__name__
+
+
+def test_verl_builds_envtunes_trainer_and_sampler_from_the_launch_as_its_task_runner_does(tmp_path):
+    """main_ppo's task runner: get_trainer_cls(trainer.v1.trainer_mode)(config). With both options on,
+    that is veRL's sync trainer in every other respect, with envtune's bounded group filter."""
+    register()
+    engine = VerlEngine()
+    config = stage_config(credit="turn", zero_variance="resample")
+    run = CurriculumRun(config, str(tiny_model_path()), tmp_path, None, engine)
+    command, _, _ = engine.launch(run, 0, config.stages[0], str(tiny_model_path()), done=0)
+    launch = compose([word for word in command if "=" in word])
+    trainer = get_trainer_cls(launch.trainer.v1.trainer_mode)(launch)
+    assert isinstance(trainer, TurnCreditTrainer) and isinstance(trainer, PPOTrainerSync)
+    assert trainer.trainer_mode == launch.trainer.v1.trainer_mode == "sync"
+    buffer = trainer.replay_buffer
+    assert type(buffer).__name__ == "BoundedGroupFilter"
+    assert (buffer.train_batch_size, buffer.rollouts_per_task, buffer.refill_budget) == (2, 2, 2)  # a step's worth
 
 
 @pytest.mark.parametrize("scale", [True, False])
