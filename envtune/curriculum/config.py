@@ -165,6 +165,12 @@ class StageConfig:
         return grpo["per_device_train_batch_size"] * grpo["gradient_accumulation_steps"] // grpo["num_generations"]
 
     @property
+    def flat_by_turn(self) -> bool:
+        """Whether a group counts as flat (no signal, replaced under `zero_variance: resample`) only
+        when its turn outcomes are alike too: under turn credit, equal rewards alone still teach."""
+        return self.credit == "turn" and self.turn_weight > 0
+
+    @property
     def extra_rollout_budget(self) -> int:
         """Rollouts a step may play to replace groups whose rewards are all equal (0: none)."""
         if self.zero_variance == "keep":

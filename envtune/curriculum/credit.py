@@ -62,6 +62,16 @@ def group_turn_advantages(
     return advantages
 
 
+def group_without_signal(successes: Sequence[Sequence[bool]], rewards: Sequence[float], num_turns: int,
+                         by_turn: bool) -> bool:
+    """Whether every rollout of a group gets advantage 0: its rewards are all equal and, when turns
+    are credited (`by_turn`), so are its turn outcomes (unreached turns failing)."""
+    if len(set(rewards)) > 1:
+        return False
+    padded = {tuple(map(bool, outcomes[:num_turns])) + (False,) * (num_turns - len(outcomes)) for outcomes in successes}
+    return not by_turn or len(padded) == 1
+
+
 def token_advantages(turn_advantages: Sequence[float], token_turns: Sequence[int], length: int) -> list[float]:
     """Per completion token, the advantage of the turn it belongs to (padding past the rollout's
     tokens takes its last turn's; it carries no loss)."""

@@ -253,7 +253,7 @@ class TrlEngine:
                              {"stage": stage.name, "training_step": trainer.state.global_step + 1, **rollout_record(rollout)})
                 for rollout in sampled_rollouts(batch, stage.grpo_settings["num_generations"], run.config.sampled_rollouts)
             ],  # a batch is generated for the optimizer step after `global_step`
-            replacement_ids=train_ids, max_extra_rollouts=stage.extra_rollout_budget,
+            replacement_ids=train_ids, max_extra_rollouts=stage.extra_rollout_budget, flat_by_turn=stage.flat_by_turn,
         )
         trainer = make_trainer(model, tokenizer, train_ids, rollouts, self._grpo_args(stage, stage_dir, run.config.seed),
                                peft_config=peft_config, turn_weight=stage.turn_weight if stage.credit == "turn" else None)

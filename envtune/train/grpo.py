@@ -18,6 +18,7 @@ from itertools import islice
 from typing import Any, Callable, Sequence
 
 from envtune.bfcl.tasks import Task
+from envtune.curriculum.credit import group_without_signal
 from envtune.env.episode import Episode, EpisodeConfig
 from envtune.env.record import METRIC_NAMES
 from envtune.errors import EnvtuneError
@@ -49,9 +50,11 @@ def groups(prompts: Sequence[str]) -> list[range]:
     return spans
 
 
-def is_flat(rollouts: Sequence[Rollout]) -> bool:
-    """A group whose rewards are all equal: its GRPO advantage is 0, it teaches nothing."""
-    return len({rollout.reward for rollout in rollouts}) == 1
+def is_flat(rollouts: Sequence[Rollout], by_turn: bool = False) -> bool:
+    """A group whose advantage is 0, so it teaches nothing: its rewards are all equal (and, with
+    `by_turn`, under turn credit, its turn outcomes too)."""
+    return group_without_signal([rollout.record.turn_successes for rollout in rollouts],
+                                [rollout.reward for rollout in rollouts], rollouts[0].record.num_turns, by_turn)
 
 
 def rollout_backend(trainer, tokenizer, batch_size: int) -> GenerationBackend:
@@ -95,6 +98,7 @@ class EpisodeRollouts:
     # `max_extra_rollouts` more rollouts per batch; 0 keeps every group as played.
     replacement_ids: Sequence[str] = ()
     max_extra_rollouts: int = 0
+    flat_by_turn: bool = False  # StageConfig.flat_by_turn
     _step: int = field(default=-1, init=False)  # the trainer's global step at the last batch
     _batches_in_step: int = field(default=0, init=False)  # the last batch's place among those of its step
     episodes: list[Episode] = field(default_factory=list, init=False)  # the batch being played
@@ -109,7 +113,7 @@ class EpisodeRollouts:
                    else self.backend_factory(trainer.model, self.tokenizer, self.generation_batch_size))
         rollouts = self._play(list(prompts), backend, seed)
         spans = groups(prompts)
-        flat = [span for span in spans if is_flat(rollouts[span.start:span.stop])]
+        flat = [span for span in spans if is_flat(rollouts[span.start:span.stop], self.flat_by_turn)]
         extra = self._replace_flat_groups(rollouts, flat, prompts, backend, seed) if self.max_extra_rollouts else 0
         self.last_batch = rollouts
         if self.on_rollouts is not None:
@@ -158,7 +162,7 @@ class EpisodeRollouts:
             still_flat = []
             for index, span in enumerate(flat):
                 group = replayed[index * size:(index + 1) * size]
-                if index < len(tasks) and not is_flat(group):
+                if index < len(tasks) and not is_flat(group, self.flat_by_turn):
                     rollouts[span.start:span.stop] = group
                 else:
                     still_flat.append(span)

@@ -244,6 +244,7 @@ def option_settings(stage: StageConfig) -> dict[str, Any]:
             "+trainer.v1.sampler.sampler_kwargs.tasks_per_step": stage.tasks_per_step,
             "+trainer.v1.sampler.sampler_kwargs.rollouts_per_task": stage.grpo_settings["num_generations"],
             "+trainer.v1.sampler.sampler_kwargs.max_extra_rollouts": stage.extra_rollout_budget,
+            "+trainer.v1.sampler.sampler_kwargs.flat_by_turn": stage.flat_by_turn,
         })
         settings.setdefault("trainer.v1.trainer_mode", "sync")
     if settings:

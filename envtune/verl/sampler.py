@@ -5,7 +5,9 @@ veRL's filter evicts every finished group whose rewards are all equal and refill
 until the batch is full, with no limit: a model that fails every task would never finish a step.
 `BoundedGroupFilter` evicts such a group only while the step's extra-rollout budget can pay for
 its replacement (budget // rollouts per task groups per step) and dispatches no refill past the
-budget; the flat groups it keeps train as played, as on the TRL engine. Each step logs, under the
+budget; the flat groups it keeps train as played, as on the TRL engine. Under turn credit a group
+is flat only when its turn outcomes are alike too (`StageConfig.flat_by_turn`): equal rewards alone
+still give its turns advantages. Each step logs, under the
 TRL engine's names, `rewards/flat_groups/mean` (the share of the step's finished groups that were
 flat) and `rewards/extra_rollouts/mean` (the rollouts of the refills, surplus ones included).
 
@@ -19,7 +21,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable
 
+import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import FILTER_GROUPS_REWARD_METRIC, ReplayBuffer
+
+from envtune.curriculum.credit import group_without_signal
+from envtune.verl.credit import TrajectoryTurns
 
 MODULE = "pkg://envtune.verl.sampler"
 FLAT_GROUPS = "rewards/flat_groups/mean"
@@ -29,12 +35,14 @@ EXTRA_ROLLOUTS = "rewards/extra_rollouts/mean"
 class BoundedGroupFilter(ReplayBuffer):
     """veRL's sync replay buffer with its group filter on, bounded per step (see the module docstring).
 
-    sampler_kwargs: tasks_per_step, rollouts_per_task (veRL's rollout.n), max_extra_rollouts."""
+    sampler_kwargs: tasks_per_step, rollouts_per_task (veRL's rollout.n), max_extra_rollouts,
+    flat_by_turn."""
 
     def __init__(self, *, sampler_kwargs: Any, refill_fn: Callable[[int], Any] | None = None, **kwargs: Any):
         settings = dict(sampler_kwargs)
         self.rollouts_per_task = int(settings["rollouts_per_task"])
         self.refill_budget = int(settings["max_extra_rollouts"]) // self.rollouts_per_task  # tasks per step
+        self.flat_by_turn = bool(settings.get("flat_by_turn", False))
         self._dispatch = refill_fn
         super().__init__(sampler_kwargs=sampler_kwargs, refill_fn=self._refill if refill_fn else None,
                          filter_groups_metric=FILTER_GROUPS_REWARD_METRIC, train_batch_size=int(settings["tasks_per_step"]),
@@ -43,6 +51,7 @@ class BoundedGroupFilter(ReplayBuffer):
 
     def _new_step(self) -> None:
         self.refilled, self.evicted = 0, 0
+        self._turns_alike: dict[str, bool] = {}  # per group with equal rewards, under turn credit
         self.flat: set[str] = set()
         self.finished: set[str] = set()
 
@@ -57,6 +66,8 @@ class BoundedGroupFilter(ReplayBuffer):
         stale, flat, failed, _ = super()._terminal_eviction_reasons(global_steps, partition_id)
         if partition_id == "val":
             return stale, flat, failed, Counter()
+        if self.flat_by_turn:
+            flat = {uid for uid in flat if self._turns_are_alike(uid, partition_id)}
         self.flat |= flat
         self.finished |= self.finished_keys[partition_id]
         # evict only groups whose replacement the budget still pays for; the others train as played
@@ -64,6 +75,16 @@ class BoundedGroupFilter(ReplayBuffer):
         self.evicted += len(evict)
         rewards = self._dapo_classification_cache[partition_id]
         return stale, evict, failed, Counter(rewards[uid] for uid in evict)
+
+    def _turns_are_alike(self, uid: str, partition_id: str) -> bool:
+        """Whether the trajectories of a group with equal rewards also passed the same turns."""
+        if uid not in self._turns_alike:
+            keys = [key for key in self.partitions[partition_id] if key.split("_")[0] == uid]
+            stored = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])["extra_fields"]
+            turns = [TrajectoryTurns.from_extra_fields(fields) for fields in stored]
+            self._turns_alike[uid] = group_without_signal([trajectory.successes for trajectory in turns], [0.0] * len(turns),
+                                                          turns[0].num_turns, by_turn=True)
+        return self._turns_alike[uid]
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[Any, dict]:
         batch, metrics = super().sample(global_steps, partition_id, batch_size)

@@ -4,11 +4,12 @@ turn each completion token is credited to."""
 import pytest
 import torch
 
+from envtune.curriculum.config import parse_config
+from envtune.curriculum.credit import group_turn_advantages, group_without_signal, token_advantages, turn_progress
 from envtune.env import Episode, EpisodeConfig
 from envtune.env.oracle import calls_reply, oracle_reply
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, TokenDriver
-from envtune.curriculum.credit import group_turn_advantages, token_advantages, turn_progress
 
 
 def episode_advantages(rewards):
@@ -45,6 +46,22 @@ def test_each_turn_is_judged_against_the_same_turn_of_the_group():
     # g = [0.5, 0.0] and [0.5, 1.0]: turn 0 ties, turn 1 favours the rollout that passed it
     assert first == pytest.approx([0.0, -0.5]) and second == pytest.approx([0.0, 0.5])
     assert group_turn_advantages([[True, True]] * 3, [1.0] * 3, 2, 0.5) == [[0.0, 0.0]] * 3  # no spread: no signal
+
+
+@pytest.mark.parametrize(("successes", "rewards", "flat_by_episode", "flat_by_turn"), [
+    ([[True, False], [False, True]], [0.5, 0.5], True, False),  # equal rewards, different turns
+    ([[True, False], [True]], [0.5, 0.5], True, True),  # an unreached turn fails
+    ([[True, True], [True, False]], [1.0, 0.5], False, False),
+])
+def test_a_group_is_flat_when_all_its_advantages_are_zero(successes, rewards, flat_by_episode, flat_by_turn):
+    """What zero_variance: resample replaces: under turn credit, equal rewards are not enough."""
+    assert group_without_signal(successes, rewards, 2, by_turn=False) is flat_by_episode
+    assert group_without_signal(successes, rewards, 2, by_turn=True) is flat_by_turn
+    zero = all(value == 0 for row in group_turn_advantages(successes, rewards, 2, 0.5) for value in row)
+    assert zero is flat_by_turn
+    stage = {"name": "s", "split": "train", "reward": "progress", "max_steps": 1, "credit": "turn"}
+    assert parse_config({"stages": [stage]}).stages[0].flat_by_turn
+    assert not parse_config({"stages": [{**stage, "turn_weight": 0}]}).stages[0].flat_by_turn  # rewards alone then
 
 
 def test_the_weight_must_be_a_share():

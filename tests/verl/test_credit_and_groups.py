@@ -14,6 +14,7 @@ from verl.protocol import DataProto
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from envtune.curriculum.config import parse_config
 from envtune.curriculum.run import CurriculumRun
@@ -27,6 +28,12 @@ from envtune.verl.engine import VerlEngine
 from envtune.verl.sampler import EXTRA_ROLLOUTS, FLAT_GROUPS
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # torchdata's, in veRL's data loader
+
+
+@pytest.fixture(autouse=True, scope="module")
+def registered():
+    """What the launch's setup hook does in veRL's processes, done in this one."""
+    register()
 
 
 def stage_config(generations=2, **options):
@@ -69,7 +76,6 @@ def test_the_setup_hook_registers_the_estimator_and_the_trainer_in_rays_worker_p
 def test_verl_builds_envtunes_trainer_and_sampler_from_the_launch_as_its_task_runner_does(tmp_path):
     """main_ppo's task runner: get_trainer_cls(trainer.v1.trainer_mode)(config). With both options on,
     that is veRL's sync trainer in every other respect, with envtune's bounded group filter."""
-    register()
     engine = VerlEngine()
     config = stage_config(credit="turn", zero_variance="resample")
     run = CurriculumRun(config, str(tiny_model_path()), tmp_path, None, engine)
@@ -85,7 +91,6 @@ def test_verl_builds_envtunes_trainer_and_sampler_from_the_launch_as_its_task_ru
 
 @pytest.mark.parametrize("scale", [True, False])
 def test_turn_credit_is_verls_grpo_when_every_turn_has_its_episodes_outcome(scale):
-    register()
     masks = [[1, 1, 0, 1, 1, 0], [1, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 1], [1, 1, 0, 1, 0, 0], [1, 0, 1, 0, 0, 0]]
     groups = ["a", "a", "a", "b", "b"]
     offsets = [(0, 3), (0, 2), (0, 3), (0, 3), (0, 2)]
@@ -104,7 +109,6 @@ def test_turn_credit_is_verls_grpo_when_every_turn_has_its_episodes_outcome(scal
 
 
 def test_each_model_token_gets_its_turns_advantage_and_environment_tokens_none():
-    register()
     # three rollouts of a 2-turn task; the first turn's reply spans positions 0-2, then 2 environment
     # tokens, the second turn from position 5 on (the third rollout never reached it)
     masks = [[1, 1, 1, 0, 0, 1, 1, 0], [1, 1, 1, 0, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0, 0, 0]]
@@ -139,7 +143,6 @@ def test_verls_trainer_scores_each_played_turn_with_its_own_advantage(ray_cluste
     """The v1 trainer samples what veRL's agent-loop worker played and computes the advantages with
     the registered estimator: the tokens of each reply get the advantage of the turn the server saw
     it play, from the turn outcomes of the mirror episodes."""
-    register()
     with v1_trainer(stage_config(3, credit="turn", turn_weight=0.5), tmp_path, tasks, get_trainer_cls(TRAINER),
                     TrajectoryKFailsTurnK) as trainer:
         trainer.global_steps = 1
@@ -210,3 +213,24 @@ def test_groups_that_differ_are_never_replaced(ray_cluster, tmp_path, tasks):
         assert metrics[EXTRA_ROLLOUTS] == 0.0 and metrics[FLAT_GROUPS] == 0.0
         assert "training/filter_groups/evicted_samples" not in metrics
         tq.kv_clear(keys=sampled.keys, partition_id="train")
+
+
+def test_under_turn_credit_a_group_with_equal_rewards_but_different_turns_is_not_replaced(ray_cluster, tmp_path, tasks):
+    """Two finished groups in TransferQueue, as veRL's agent-loop worker leaves them: both score 0.5
+    in every trajectory, but only one passed the same turns in all; only that one gives no signal."""
+    config = stage_config(credit="turn", zero_variance="resample")
+    with v1_trainer(config, tmp_path, tasks, get_trainer_cls(TRAINER)) as trainer:
+        buffer = trainer.replay_buffer
+        assert buffer.flat_by_turn
+        for uid, turns in (("alike", [[1.0, 0.0], [1.0, 0.0]]), ("different", [[1.0, 0.0], [0.0, 1.0]])):
+            tq.kv_batch_put(keys=[uid], partition_id="train", tags=[{"is_prompt": True, "status": "finished",
+                                                                        "global_steps": 1}])
+            fields = [{"rm_scores": torch.tensor([0.0, 0.5]), "extra_fields": {"turn_scores": scores, "turn_offsets": [0, 1],
+                                                                               "task_turns": 2}} for scores in turns]
+            tq.kv_batch_put(keys=[f"{uid}_{session}_0" for session in range(2)], partition_id="train",
+                            fields=list_of_dict_to_tensordict(fields), tags=[{"status": "success"}] * 2)
+        buffer._sync_metadata_from_transfer_queue()
+        _, evicted, _, counts = buffer._terminal_eviction_reasons(1, "train")
+        assert evicted == {"alike"} and counts == {0.5: 1}
+        tq.kv_clear(keys=["alike", "different", *(f"{uid}_{s}_0" for uid in ("alike", "different") for s in range(2))],
+                    partition_id="train")
