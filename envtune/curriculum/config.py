@@ -147,7 +147,7 @@ class StageConfig:
     verl: Mapping[str, Any] = field(default_factory=dict)  # extra veRL Hydra overrides (dotted keys); TRL ignores them
     credit: str = "episode"  # episode: GRPO's advantage per episode; turn: per turn (envtune.curriculum.credit)
     turn_weight: float = 0.5  # credit turn: the weight of a turn's own progress against the episode reward
-    zero_variance: str = "keep"  # resample: replace groups whose rewards are all equal (envtune.train.grpo)
+    zero_variance: str = "keep"  # resample: replace groups whose rewards are all equal (train.grpo, verl.sampler)
     max_extra_rollouts: int | None = None  # resample: at most this many more rollouts per step; None: a step's worth
 
     @property
