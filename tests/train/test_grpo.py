@@ -2,9 +2,11 @@
 
 import torch
 
+import pytest
+
 from envtune.bfcl.tasks import task_index
 from envtune.env import EpisodeConfig
-from envtune.env.oracle import oracle_reply
+from envtune.env.oracle import ANSWER, oracle_reply
 from envtune.models import load_model_and_tokenizer
 from envtune.rollout import ChatRenderer, HFBackend, SamplingParams
 from envtune.train.grpo import EPISODE_FIELDS, LOGGED_FIELDS, EpisodeRollouts, make_trainer
@@ -237,3 +239,49 @@ def test_groups_are_runs_of_one_task():
     from envtune.train.grpo import groups
 
     assert groups(["a", "a", "b", "b", "b", "a"]) == [range(0, 2), range(2, 5), range(5, 6)]
+
+
+class FailsTurn:
+    """The oracle's replies, except that episode i answers turn FAILED[i % 2] at once (no calls):
+    on multi_turn_base_8 both then pass 3 of 4 turns, but not the same ones."""
+
+    FAILED = (1, 3)
+
+    def __init__(self, tokenizer, rollouts_ref):
+        self.renderer = ChatRenderer(tokenizer)
+        self.eos_token_id = tokenizer.eos_token_id
+        self.end_token_ids = (tokenizer.eos_token_id,)
+        self.rollouts_ref = rollouts_ref
+
+    def generate(self, requests, sampling):
+        episodes = self.rollouts_ref[0].episodes
+        replies = []
+        for request in requests:
+            episode = episodes[request.episode_index]
+            failing = episode.turn == self.FAILED[request.episode_index % 2]
+            replies.append(self.renderer.encode(ANSWER if failing else oracle_reply(episode)) + [self.eos_token_id])
+        return replies
+
+
+@pytest.mark.parametrize("flat_by_turn", [False, True])
+def test_under_turn_credit_equal_rewards_with_different_turns_are_not_flat(flat_by_turn):
+    from types import SimpleNamespace
+
+    _, tokenizer = load_model_and_tokenizer("tiny")
+    reference = []
+    rollouts = EpisodeRollouts(
+        task_index(), tokenizer, EpisodeConfig(reward="progress"), SamplingParams(max_new_tokens=8, seed=0),
+        max_completion_tokens=4000, replacement_ids=("multi_turn_base_1",), max_extra_rollouts=2,
+        flat_by_turn=flat_by_turn, backend_factory=lambda model, tokenizer, size: FailsTurn(tokenizer, reference),
+    )
+    reference.append(rollouts)
+    trainer = SimpleNamespace(model=None, state=SimpleNamespace(global_step=0), args=SimpleNamespace(gradient_accumulation_steps=1))
+    output = rollouts(["multi_turn_base_8"] * 2, trainer)
+    played = [rollout.task_id for rollout in rollouts.last_batch]
+    if flat_by_turn:  # its turns teach: the group stays
+        first, second = (rollout.record.turn_successes for rollout in rollouts.last_batch)
+        assert played == ["multi_turn_base_8"] * 2 and output["episode_reward"] == [0.75, 0.75] and first != second
+        assert output["flat_groups"] == [0.0] * 2 and output["extra_rollouts"] == [0.0] * 2
+    else:  # by rewards alone it is flat, and base_1's group, which scores unequally, replaces it
+        assert played == ["multi_turn_base_1"] * 2 and len(set(output["episode_reward"])) == 2
+        assert output["flat_groups"] == [1.0] * 2 and output["extra_rollouts"] == [2.0] * 2
