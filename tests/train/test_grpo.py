@@ -1,8 +1,7 @@
 """Real GRPO steps through TRL with the tiny model: weights move, environment tokens get no loss."""
 
-import torch
-
 import pytest
+import torch
 
 from envtune.bfcl.tasks import task_index
 from envtune.env import EpisodeConfig
