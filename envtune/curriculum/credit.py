@@ -62,14 +62,16 @@ def group_turn_advantages(
     return advantages
 
 
+def turns_alike(successes: Sequence[Sequence[bool]], num_turns: int) -> bool:
+    """Whether every rollout of a group passed the same turns (unreached turns failing)."""
+    return len({tuple(turn_progress(outcomes, num_turns)) for outcomes in successes}) == 1
+
+
 def group_without_signal(successes: Sequence[Sequence[bool]], rewards: Sequence[float], num_turns: int,
                          by_turn: bool) -> bool:
     """Whether every rollout of a group gets advantage 0: its rewards are all equal and, when turns
-    are credited (`by_turn`), so are its turn outcomes (unreached turns failing)."""
-    if len(set(rewards)) > 1:
-        return False
-    padded = {tuple(map(bool, outcomes[:num_turns])) + (False,) * (num_turns - len(outcomes)) for outcomes in successes}
-    return not by_turn or len(padded) == 1
+    are credited (`by_turn`), so are its turn outcomes."""
+    return len(set(rewards)) == 1 and (not by_turn or turns_alike(successes, num_turns))
 
 
 def token_advantages(turn_advantages: Sequence[float], token_turns: Sequence[int], length: int) -> list[float]:

@@ -33,6 +33,7 @@ from omegaconf import open_dict
 from verl.trainer.ppo.core_algos import register_adv_est
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 
+from envtune.curriculum.config import StageConfig
 from envtune.curriculum.credit import group_turn_advantages, offsets_to_turns, token_advantages
 from envtune.errors import EnvtuneError
 
@@ -85,7 +86,7 @@ def turn_credit_advantage(token_level_rewards: torch.Tensor, response_mask: torc
     if len(turns) != len(index):
         raise EnvtuneError(f"{len(turns)} trajectories' turns for a batch of {len(index)} rows")
     config = config or {}
-    weight = float(config.get("turn_weight", 0.5))
+    weight = float(config.get("turn_weight", StageConfig.turn_weight))
     scale = bool(config.get("norm_adv_by_std_in_grpo", True))
     rewards = token_level_rewards.sum(-1).tolist()
     length = response_mask.shape[-1]

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import FILTER_GROUPS_REWARD_METRIC, ReplayBuffer
 
-from envtune.curriculum.credit import group_without_signal
+from envtune.curriculum.credit import turns_alike
 from envtune.verl.credit import TrajectoryTurns
 
 MODULE = "pkg://envtune.verl.sampler"
@@ -82,8 +82,7 @@ class BoundedGroupFilter(ReplayBuffer):
             keys = [key for key in self.partitions[partition_id] if key.split("_")[0] == uid]
             stored = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])["extra_fields"]
             turns = [TrajectoryTurns.from_extra_fields(fields) for fields in stored]
-            self._turns_alike[uid] = group_without_signal([trajectory.successes for trajectory in turns], [0.0] * len(turns),
-                                                          turns[0].num_turns, by_turn=True)
+            self._turns_alike[uid] = turns_alike([trajectory.successes for trajectory in turns], turns[0].num_turns)
         return self._turns_alike[uid]
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[Any, dict]:
